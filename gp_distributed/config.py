@@ -1,0 +1,266 @@
+"""The one typed configuration tree. YAML mirrors it; defaults live here, a YAML holds what differs.
+
+Unknown keys, wrong types and contradictions fail on the driver before anything starts, with the
+dotted key path in a one-line `ConfigError`. Derived values (global batch size, ...) are computed
+here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from gp_distributed.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SplitConfig(_Strict):
+    """How genes are split into train / valid / test, deterministically from `seed`."""
+
+    method: Literal["hash", "stratified"] = "hash"
+    valid_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    test_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _fractions_leave_training_genes(self) -> SplitConfig:
+        if self.valid_fraction + self.test_fraction >= 1.0:
+            raise ValueError("valid_fraction + test_fraction must be < 1 (no training genes left)")
+        return self
+
+
+class IngestConfig(_Strict):
+    """Inputs and rules of `gp ingest` (raw files -> one Zarr store)."""
+
+    fasta: Path | None = None
+    id_map: Path | None = None  # TSV: label gene id -> FASTA accession
+    labels: Path | None = None
+    labels_format: Literal["hpo", "mgi", "impc", "tsv"] = "hpo"
+    ontology: Path | None = None  # phenotype ontology (HP or MP) OBO
+    label_root: str | None = None  # keep descendants of this term; None: HP:0000118 / MP:0000001 by format
+    go: Path | None = None
+    go_format: Literal["gene2go", "gaf", "tsv"] = "gene2go"
+    go_ontology: Path | None = None
+    go_evidence_exclude: tuple[str, ...] = ("IMP", "IGI")  # mutant-phenotype evidence leaks labels
+    go_taxon: int | None = None  # gene2go: keep this NCBI taxon only
+    exclusive_pairs: Path | None = None  # user TSV of mutually exclusive term pairs
+    mgi_targeted_only: bool = False  # MGI: keep targeted (tm) alleles only
+    alphabet: Literal["protein", "dna"] = "protein"
+    min_genes: int = Field(11, ge=1)  # drop phenotype terms annotated to fewer genes
+    concept_depth: int = Field(2, ge=1)  # coarse GO concept depth (shortest path to a root)
+    min_concept_genes: int = Field(11, ge=1)  # drop concepts annotated to fewer genes
+    frequency_bin_edges: tuple[int, ...] = (11, 31, 101, 301)  # bin i = [edge_i, edge_{i+1})
+    split: SplitConfig = SplitConfig()
+    genes_per_shard: int = Field(256, ge=1)  # streaming unit: a contiguous block of genes
+    residues_per_chunk: int = Field(1 << 20, ge=1024)  # Zarr inner chunk of the flat residue array
+    chunks_per_shard: int = Field(16, ge=1)  # Zarr shard = this many inner chunks
+    out: Path | None = None
+    strict: bool = False  # turn reported skips (e.g. genes without sequence) into errors
+    overwrite: bool = False
+
+    @model_validator(mode="after")
+    def _bins_increase(self) -> IngestConfig:
+        edges = self.frequency_bin_edges
+        if not edges or any(b <= a for a, b in zip(edges, edges[1:])):
+            raise ValueError("frequency_bin_edges must be a non-empty increasing list")
+        return self
+
+
+class DataConfig(_Strict):
+    """What training reads and how sequences become token windows."""
+
+    store: Path | None = None
+    max_seq_len_tokens: int = Field(512, ge=8)
+    window_strategy: Literal["first", "random", "all"] = "random"
+    max_windows_per_gene: int = Field(4, ge=1)  # cap for "all"
+    kmer_size: int = Field(6, ge=1, le=8)  # DNA tokeniser only
+    shuffle_buffer_genes: int = Field(1024, ge=1)
+    max_go_terms: int = Field(64, ge=1)  # GO inputs per gene fed to the GO branch
+
+
+class LoraConfig(_Strict):
+    enabled: bool = True
+    rank: int = Field(8, ge=1)
+    alpha: float = Field(16.0, gt=0)
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: str | None = None  # regex over backbone module names; None: per-architecture default
+
+
+class GoBranchConfig(_Strict):
+    enabled: bool = True
+    num_layers: int = Field(1, ge=0)
+    num_heads: int = Field(4, ge=1)
+
+
+class ModelConfig(_Strict):
+    """Backbone (a preset built in-process, or a local Hugging Face directory) and the GenePheno heads."""
+
+    backbone_preset: Literal["tiny-protein", "tiny-dna", "esm2-35m", "nt-500m", "generator-1.2b"] | None = (
+        "tiny-protein"
+    )
+    backbone_path: Path | None = None
+    trust_remote_code: bool = False
+    pooling: Literal["attention+mean", "mean"] = "attention+mean"
+    mlp_hidden_dim: int = Field(256, ge=1)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    gradient_checkpointing: bool = False
+    lora: LoraConfig = LoraConfig()
+    go_branch: GoBranchConfig = GoBranchConfig()
+
+    @model_validator(mode="after")
+    def _one_backbone_source(self) -> ModelConfig:
+        if (self.backbone_preset is None) == (self.backbone_path is None):
+            raise ValueError("set exactly one of backbone_preset and backbone_path")
+        return self
+
+
+class LossConfig(_Strict):
+    """L = L_MLC + lambda_exclusive * L_ex + lambda_concept * L_GO (DESIGN.md section 1)."""
+
+    kind: Literal["contrastive", "infonce", "bce"] = "contrastive"
+    temperature: float = Field(1.0, gt=0.0)
+    lambda_exclusive: float = Field(0.1, ge=0.0)
+    lambda_concept: float = Field(0.5, ge=0.0)
+
+
+class TrainConfig(_Strict):
+    max_steps: int = Field(200, ge=1)  # optimizer steps
+    micro_batch_size: int = Field(8, ge=1)  # genes per worker per forward
+    grad_accum_steps: int = Field(1, ge=1)
+    learning_rate: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(0.01, ge=0.0)
+    warmup_steps: int = Field(10, ge=0)
+    min_lr_ratio: float = Field(0.1, ge=0.0, le=1.0)  # cosine decay floor, as a fraction of learning_rate
+    grad_clip: float = Field(1.0, ge=0.0)  # 0 disables clipping
+    zero_stage: int = Field(2, ge=0, le=3)
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
+    eval_every: int = Field(100, ge=1)  # optimizer steps
+    ckpt_every: int = Field(100, ge=1)  # optimizer steps
+    keep_last_checkpoints: int = Field(2, ge=1)
+    seed: int = 0
+    run_name: str = Field("genepheno-demo", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+    storage_path: Path = Path("runs")  # made absolute against the driver's working directory
+
+    @model_validator(mode="after")
+    def _warmup_fits(self) -> TrainConfig:
+        if self.warmup_steps >= self.max_steps:
+            raise ValueError("warmup_steps must be < max_steps")
+        return self
+
+
+class ScalingConfig(_Strict):
+    num_workers: int = Field(2, ge=0)  # 0: run the worker loop in-process (debugging), world size 1
+    use_gpu: bool = False
+    cpus_per_worker: float = Field(1.0, gt=0.0)
+    address: str | None = None  # Ray address; None: join the cluster we were submitted to, else start local
+    max_failures: int = Field(2, ge=0)  # Ray Train worker-group restarts
+
+
+class TrackingConfig(_Strict):
+    enabled: bool = True
+    tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite under the working directory
+    experiment: str = "genepheno"
+    registered_model_name: str = "genepheno"
+
+
+class GPConfig(_Strict):
+    ingest: IngestConfig = IngestConfig()
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    train: TrainConfig = TrainConfig()
+    scaling: ScalingConfig = ScalingConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+    @model_validator(mode="after")
+    def _precision_matches_device(self) -> GPConfig:
+        if self.train.precision == "bf16" and not self.scaling.use_gpu:
+            raise ValueError("train.precision=bf16 needs scaling.use_gpu=true (fp32 on CPU)")
+        return self
+
+
+def global_batch_size(config: GPConfig, world_size: int) -> int:
+    """Genes per optimizer step across the whole job: micro x accumulation x data-parallel workers."""
+    return config.train.micro_batch_size * config.train.grad_accum_steps * max(world_size, 1)
+
+
+def resolved_precision(config: GPConfig) -> Literal["fp32", "bf16"]:
+    if config.train.precision == "auto":
+        return "bf16" if config.scaling.use_gpu else "fp32"
+    return config.train.precision
+
+
+def _set_dotted(tree: dict[str, Any], dotted_key: str, value: Any) -> None:
+    node = tree
+    *parents, leaf = dotted_key.split(".")
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError("override", dotted_key, f"'{part}' is not a section")
+        node = child
+    node[leaf] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`key.sub=value` -> ("key.sub", value), the value typed as YAML would type it."""
+    key, sep, raw_value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError("override", text, "expected key.sub=value")
+    try:
+        return key.strip(), yaml.safe_load(raw_value) if raw_value.strip() else None
+    except yaml.YAMLError as error:
+        raise ConfigError("override", key, f"value is not valid YAML: {error}") from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(str(path), "", f"cannot read: {error.strerror}") from None
+    try:
+        tree = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError(where, "", f"invalid YAML: {getattr(error, 'problem', error)}") from None
+    if tree is None:
+        return {}
+    if not isinstance(tree, dict):
+        raise ConfigError(str(path), "", "top level must be a mapping of sections")
+    return tree
+
+
+def config_from_tree(tree: dict[str, Any], source: str) -> GPConfig:
+    """Validate a plain tree; the first problem becomes a one-line ConfigError with its key path."""
+    try:
+        return GPConfig.model_validate(tree)
+    except ValidationError as error:
+        first = error.errors()[0]
+        key_path = ".".join(str(part) for part in first["loc"])
+        message = first["msg"]
+        if first["type"] == "extra_forbidden":
+            message = "unknown key"
+        raise ConfigError(source, key_path, message) from None
+
+
+def load_config(path: Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> GPConfig:
+    """Read a YAML file (or the defaults), apply `key.sub=value` overrides, validate strictly."""
+    tree = _read_yaml(path) if path is not None else {}
+    source = str(path) if path is not None else "defaults"
+    for override in overrides:
+        key, value = parse_override(override)
+        _set_dotted(tree, key, value)
+    if overrides:
+        source += " + overrides"
+    return config_from_tree(tree, source)
+
+
+def config_to_yaml(config: GPConfig) -> str:
+    """The fully resolved config, as saved next to checkpoints and in tracking."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
