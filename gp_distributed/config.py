@@ -7,6 +7,7 @@ here and nowhere else.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -249,14 +250,21 @@ def config_from_tree(tree: dict[str, Any], source: str) -> GPConfig:
         raise ConfigError(source, key_path, message) from None
 
 
-def load_config(path: Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> GPConfig:
-    """Read a YAML file (or the defaults), apply `key.sub=value` overrides, validate strictly."""
+def load_config(
+    path: Path | None = None,
+    overrides: Sequence[str] = (),
+    typed_values: Mapping[str, Any] | None = None,
+) -> GPConfig:
+    """Read a YAML file (or the defaults), apply `typed_values` (already-typed values from CLI flags,
+    by dotted key), then `key.sub=value` overrides (typed as YAML types them); validate strictly."""
     tree = _read_yaml(path) if path is not None else {}
     source = str(path) if path is not None else "defaults"
+    for key, value in (typed_values or {}).items():
+        _set_dotted(tree, key, value)
     for override in overrides:
         key, value = parse_override(override)
         _set_dotted(tree, key, value)
-    if overrides:
+    if overrides or typed_values:
         source += " + overrides"
     return config_from_tree(tree, source)
 
