@@ -7,12 +7,15 @@ bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gp_distributed.config import GPConfig, load_config
 from gp_distributed.errors import GpError
+
+_OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*=")
 
 # `gp ingest` flags -> ingest config fields of the same names (dashes for underscores).
 _INGEST_FLAGS = (
@@ -83,8 +86,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse flags; `key.sub=value` overrides may stand anywhere among them (argparse alone would only
+    take them in one run, and its intermixed mode does not support subcommands)."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    stray = [token for token in extra if not (hasattr(args, "overrides") and _OVERRIDE.match(token))]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = _parse(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)

@@ -75,8 +75,30 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class _Sequences:
+    by_gene: dict[str, bytes]  # label gene id -> residues
+    symbols: dict[str, str]
+    known_genes: frozenset[str] | None  # genes the id map names; None without an id map
+
+
+def _genes_with_sequences(config: IngestConfig, skips: _Skips) -> _Sequences:
+    """Label gene id -> sequence (through the id map when given) and symbols from the id map."""
+    sequences = read_fasta(config.fasta, config.alphabet)
+    if config.id_map is None:
+        return _Sequences(sequences, {}, None)
+    id_map = read_id_map(config.id_map)
+    by_gene = {}
+    for gene, accession in id_map.gene_to_accession.items():
+        if accession in sequences:
+            by_gene[gene] = sequences[accession]
+        else:
+            skips.add("id map accession not in FASTA", config.id_map)
+    return _Sequences(by_gene, dict(id_map.gene_to_symbol), frozenset(id_map.gene_to_accession))
+
+
 def _label_terms_per_gene(
-    config: IngestConfig, phenotypes: Ontology, gene_sequence: dict[str, bytes], skips: _Skips
+    config: IngestConfig, phenotypes: Ontology, sequences: _Sequences, skips: _Skips
 ) -> tuple[dict[str, set[str]], dict[str, str]]:
     """Propagated label terms (under the root, root excluded) for every gene that has a sequence."""
     root = config.label_root or DEFAULT_LABEL_ROOTS[config.labels_format]
@@ -87,9 +109,15 @@ def _label_terms_per_gene(
         skips.counts[reason] += count
     under_root = phenotypes.descendants(root)
     direct: dict[str, set[str]] = defaultdict(set)
+    without_sequence: set[str] = set()
     for record in table.records:
-        if record.gene_id not in gene_sequence:
-            continue  # counted per gene below, not per annotation line
+        if sequences.known_genes is not None and record.gene_id not in sequences.known_genes:
+            raise InputError(config.labels, f"gene {record.gene_id} is not in the id map {Path(config.id_map).name}", record.line)
+        if record.gene_id not in sequences.by_gene:
+            if record.gene_id not in without_sequence:
+                skips.add("gene without sequence", config.labels, record.line)
+                without_sequence.add(record.gene_id)
+            continue
         term = phenotypes.resolve(record.term_id)
         if term is None:
             if record.term_id not in phenotypes:
@@ -100,28 +128,8 @@ def _label_terms_per_gene(
             skips.counts["label term outside root"] += 1
             continue
         direct[record.gene_id].add(term)
-    label_genes = {record.gene_id for record in table.records}
-    for gene in sorted(label_genes - set(gene_sequence)):
-        skips.add("gene without sequence", config.labels)
-    propagated = {}
-    for gene, terms in direct.items():
-        propagated[gene] = (phenotypes.propagate(terms) & under_root) - {root}
-    return propagated, table.symbols
-
-
-def _genes_with_sequences(config: IngestConfig, skips: _Skips) -> tuple[dict[str, bytes], dict[str, str]]:
-    """Label gene id -> sequence (through the id map when given) and symbols from the id map."""
-    sequences = read_fasta(config.fasta, config.alphabet)
-    if config.id_map is None:
-        return sequences, {}
-    id_map = read_id_map(config.id_map)
-    by_gene = {}
-    for gene, accession in id_map.gene_to_accession.items():
-        if accession in sequences:
-            by_gene[gene] = sequences[accession]
-        else:
-            skips.add("id map accession not in FASTA", config.id_map)
-    return by_gene, dict(id_map.gene_to_symbol)
+    propagated = {gene: (phenotypes.propagate(terms) & under_root) - {root} for gene, terms in direct.items()}
+    return propagated, dict(table.gene_to_symbol)
 
 
 def _go_per_gene(
@@ -168,11 +176,12 @@ def build_store_content(config: IngestConfig, progress: tqdm) -> StoreContent:
     phenotypes = load_ontology(config.ontology, relations=("is_a",))
     progress.update()
     progress.set_description("reading sequences")
-    gene_sequence, symbols = _genes_with_sequences(config, skips)
+    sequences = _genes_with_sequences(config, skips)
+    gene_sequence = sequences.by_gene
     progress.update()
     progress.set_description("reading labels")
-    gene_labels, label_symbols = _label_terms_per_gene(config, phenotypes, gene_sequence, skips)
-    symbols = {**label_symbols, **symbols}
+    gene_labels, label_symbols = _label_terms_per_gene(config, phenotypes, sequences, skips)
+    symbols = {**label_symbols, **sequences.symbols}
     progress.update()
 
     label_vocab = _vocabulary(gene_labels, config.min_genes)

@@ -22,8 +22,12 @@ TRAIN, VALID, TEST = 0, 1, 2
 
 
 def gene_hash_fraction(gene_id: str, seed: int) -> float:
-    """A uniform number in [0, 1) fixed by (seed, gene_id)."""
-    digest = hashlib.sha256(f"{seed}:{gene_id}".encode()).digest()
+    """A uniform number in [0, 1) fixed by (seed, gene_id).
+
+    The "gp-split" prefix keeps it independent of other sha256-of-id orders (the demo subset picks its
+    genes by the smallest sha256("seed:id"), which would otherwise put every demo gene in one split).
+    """
+    digest = hashlib.sha256(f"gp-split:{seed}:{gene_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
