@@ -1,0 +1,210 @@
+"""Sequences -> token-id windows, with Hugging Face tokenizers (fast, Rust `tokenizers` backends).
+
+Two vocabularies, both saved to / loaded from a directory with `save_pretrained` / `from_pretrained`:
+
+- protein: the ESM-2 vocabulary exactly (33 tokens, `PROTEIN_VOCAB`), one token per residue, each
+  window written `<cls> residues <eos>` as ESM-2 does. Residues outside the vocabulary become `<unk>`.
+- dna: the Nucleotide Transformer v2 vocabulary for k=6 exactly (4107 tokens):
+  `<unk> <pad> <mask> <cls> <eos> <bos>`, the 4^k k-mers over ATCG in `itertools.product("ATCG")` order,
+  then the single nucleotides A T C G N. Like NT, a sequence is read left to right in non-overlapping
+  k-mers; an N cuts the k-mer frame (it is its own token, the k-mers restart after it), and the rest of
+  an ACGT run shorter than k becomes single-nucleotide tokens. Any other IUPAC code (R Y S W K M B D H V U)
+  is read as N: a model trained on ACGTN has no better token for an ambiguous base. Each window is
+  written `<cls> tokens` (NT prepends `<cls>` and appends nothing). GENERator differs: its 6-mer
+  vocabulary turns a k-mer holding an N, and a tail shorter than 6, into one `<oov>` token; a GENERator
+  checkpoint loaded from a directory brings its own tokenizer, which `encode_windows` handles as well.
+
+Input sequences are uppercase ASCII (the store's contract).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+from gp_distributed.config import DataConfig, ModelConfig
+from gp_distributed.errors import ConfigError
+
+Alphabet = Literal["protein", "dna"]
+WindowStrategy = Literal["first", "random", "all"]
+
+# facebook/esm2_* vocab.txt, in id order (esm.data.Alphabet: prepend, residues, append)
+PROTEIN_VOCAB: tuple[str, ...] = (
+    "<cls>", "<pad>", "<eos>", "<unk>",
+    "L", "A", "G", "V", "S", "E", "R", "T", "I", "D", "P", "K", "Q", "N", "F", "Y", "M", "H", "W", "C",
+    "X", "B", "U", "Z", "O", ".", "-", "<null_1>", "<mask>",
+)  # fmt: skip
+DNA_SPECIAL_TOKENS: tuple[str, ...] = ("<unk>", "<pad>", "<mask>", "<cls>", "<eos>", "<bos>")
+DNA_BASES = "ATCG"  # k-mer order of the Nucleotide Transformer vocabulary
+
+# Which alphabet each in-process backbone preset reads (model/backbone.py builds them).
+PRESET_ALPHABETS: dict[str, Alphabet] = {
+    "tiny-protein": "protein",
+    "esm2-35m": "protein",
+    "tiny-dna": "dna",
+    "nt-500m": "dna",
+    "generator-1.2b": "dna",
+}
+
+# Files whose presence marks a Hugging Face tokenizer saved in a model directory.
+_TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json", "vocab.txt")
+
+
+def dna_vocab(kmer_size: int) -> list[str]:
+    """Token strings of the DNA vocabulary in id order (NT v2 order; 4107 tokens for k=6)."""
+    kmers = ["".join(bases) for bases in itertools.product(DNA_BASES, repeat=kmer_size)]
+    singles = [base for base in DNA_BASES + "N" if base not in kmers]  # k=1: A T C G are already k-mers
+    return [*DNA_SPECIAL_TOKENS, *kmers, *singles]
+
+
+def _protein_backend() -> tuple[Tokenizer, dict[str, str]]:
+    vocab = {token: index for index, token in enumerate(PROTEIN_VOCAB)}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")  # one token per residue
+    backend.post_processor = processors.TemplateProcessing(
+        single="<cls> $A <eos>", special_tokens=[("<cls>", vocab["<cls>"]), ("<eos>", vocab["<eos>"])]
+    )
+    specials = {"cls_token": "<cls>", "pad_token": "<pad>", "eos_token": "<eos>", "unk_token": "<unk>"}
+    return backend, specials | {"mask_token": "<mask>"}
+
+
+def _dna_backend(kmer_size: int) -> tuple[Tokenizer, dict[str, str]]:
+    vocab = {token: index for index, token in enumerate(dna_vocab(kmer_size))}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    backend.normalizer = normalizers.Replace(Regex("[^ACGT]"), "N")
+    # At each position: a full ACGT k-mer if one starts here, else one character. This is NT's
+    # split-on-N-then-chunk rule written as one left-to-right regex scan.
+    backend.pre_tokenizer = pre_tokenizers.Split(Regex(f"[ACGT]{{{kmer_size}}}|."), behavior="isolated")
+    backend.post_processor = processors.TemplateProcessing(
+        single="<cls> $A", special_tokens=[("<cls>", vocab["<cls>"])]
+    )
+    specials = {"cls_token": "<cls>", "pad_token": "<pad>", "eos_token": "<eos>", "unk_token": "<unk>"}
+    return backend, specials | {"mask_token": "<mask>", "bos_token": "<bos>"}
+
+
+def build_tokenizer(alphabet: Alphabet, kmer_size: int = 6) -> PreTrainedTokenizerFast:
+    """A fresh tokenizer for `alphabet` ("protein": ESM-2 vocabulary; "dna": k-mers, NT v2 layout).
+
+    `kmer_size` is used for "dna" only. The result saves with `save_pretrained(dir)` and loads back
+    with `AutoTokenizer.from_pretrained(dir)` (a tokenizer.json, no custom code).
+    """
+    if alphabet == "protein":
+        backend, specials = _protein_backend()
+    elif alphabet == "dna":
+        if not 1 <= kmer_size <= 8:
+            raise ValueError(f"kmer_size must be in 1..8, got {kmer_size}")
+        backend, specials = _dna_backend(kmer_size)
+    else:
+        raise ValueError(f"unknown alphabet {alphabet!r} (expected 'protein' or 'dna')")
+    return PreTrainedTokenizerFast(tokenizer_object=backend, **specials)
+
+
+def _has_tokenizer_files(directory: Path) -> bool:
+    return any((directory / name).is_file() for name in _TOKENIZER_FILES)
+
+
+def tokenizer_for(model_config: ModelConfig, alphabet: Alphabet, kmer_size: int) -> PreTrainedTokenizerBase:
+    """The tokenizer a run uses for a store of `alphabet`.
+
+    A backbone directory that holds a tokenizer provides it (local files only; custom code only with
+    `model.trust_remote_code`). Otherwise `build_tokenizer(alphabet, kmer_size)`. A preset built for the
+    other alphabet, or a tokenizer without a pad token, is a `ConfigError`.
+    """
+    preset = model_config.backbone_preset
+    if preset is not None and PRESET_ALPHABETS[preset] != alphabet:
+        message = f"{preset} reads {PRESET_ALPHABETS[preset]} sequences, the store holds {alphabet}"
+        raise ConfigError("config", "model.backbone_preset", message)
+    path = model_config.backbone_path
+    if path is None or not _has_tokenizer_files(path):
+        return build_tokenizer(alphabet, kmer_size)
+    tokenizer = AutoTokenizer.from_pretrained(
+        path, local_files_only=True, trust_remote_code=model_config.trust_remote_code
+    )
+    if tokenizer.pad_token_id is None:
+        raise ConfigError("config", "model.backbone_path", f"{path}: the tokenizer has no pad token")
+    return tokenizer
+
+
+def _window_starts(
+    n_tokens: int, capacity: int, strategy: WindowStrategy, max_windows: int, rng: np.random.Generator
+) -> list[int]:
+    """First body-token index of each window (`capacity` body tokens each, the last may be shorter)."""
+    last_start = max(n_tokens - capacity, 0)
+    if strategy == "first":
+        return [0]
+    if strategy == "random":
+        return [int(rng.integers(0, last_start + 1))]
+    if strategy != "all":
+        raise ValueError(f"unknown window strategy {strategy!r} (expected first, random or all)")
+    n_windows = max(-(-n_tokens // capacity), 1)
+    if n_windows <= max_windows:
+        return [index * capacity for index in range(n_windows)]
+    # More windows than allowed: spread max_windows full windows evenly from the first to the last
+    # token, so the whole gene is still sampled rather than only its beginning.
+    return [int(start) for start in np.linspace(0, last_start, max_windows).round()]
+
+
+def encode_windows(
+    sequence: bytes | np.ndarray,
+    tokenizer: PreTrainedTokenizerBase,
+    max_seq_len_tokens: int,
+    strategy: WindowStrategy,
+    max_windows: int,
+    rng: np.random.Generator,
+) -> list[np.ndarray]:
+    """One gene's sequence -> token-id windows, each (T_w,) int64 incl. special tokens, T_w <= max_seq_len_tokens.
+
+    The sequence (uppercase ASCII bytes, or a uint8 array of them) is tokenised once; its body tokens are
+    cut into windows of `max_seq_len_tokens - (special tokens per window)` tokens, and each window gets
+    the tokenizer's own special tokens (`<cls> ... <eos>` for protein, `<cls> ...` for DNA):
+    - "first": the first window only;
+    - "random": one window at a uniformly drawn token offset (`rng`), the whole body if it fits;
+    - "all": consecutive windows covering the body; if that takes more than `max_windows`, then
+      `max_windows` full windows at evenly spaced offsets from the start to the end instead.
+    Always at least one window (an empty sequence gives the special tokens alone).
+    """
+    text = (sequence.tobytes() if isinstance(sequence, np.ndarray) else sequence).decode("ascii")
+    encoded = tokenizer(text, add_special_tokens=True, return_special_tokens_mask=True)
+    ids = np.asarray(encoded["input_ids"], dtype=np.int64)
+    is_special = np.asarray(encoded["special_tokens_mask"], dtype=bool)
+    # The specials the tokenizer adds sit at both ends; everything between them is the body.
+    n_prefix = int(np.argmin(is_special)) if not is_special.all() else len(ids)
+    n_suffix = int(np.argmin(is_special[::-1])) if not is_special.all() else 0
+    prefix, body, suffix = ids[:n_prefix], ids[n_prefix : len(ids) - n_suffix], ids[len(ids) - n_suffix :]
+    capacity = max_seq_len_tokens - len(prefix) - len(suffix)
+    if capacity < 1:
+        n_special = len(prefix) + len(suffix)
+        raise ValueError(f"max_seq_len_tokens={max_seq_len_tokens} leaves no room beside {n_special} specials")
+    if max_windows < 1:
+        raise ValueError(f"max_windows must be >= 1, got {max_windows}")
+    starts = _window_starts(len(body), capacity, strategy, max_windows, rng)
+    return [np.concatenate([prefix, body[start : start + capacity], suffix]) for start in starts]
+
+
+@dataclass(frozen=True)
+class GeneWindower:
+    """`encode_windows` bound to a tokenizer and the data config: `(sequence, rng) -> windows`.
+
+    This is the stream's `WindowEncoder`; it pickles (a frozen dataclass around a picklable tokenizer).
+    """
+
+    tokenizer: PreTrainedTokenizerBase
+    max_seq_len_tokens: int
+    strategy: WindowStrategy
+    max_windows: int
+
+    @classmethod
+    def from_config(cls, tokenizer: PreTrainedTokenizerBase, data_config: DataConfig) -> GeneWindower:
+        config = data_config
+        return cls(tokenizer, config.max_seq_len_tokens, config.window_strategy, config.max_windows_per_gene)
+
+    def __call__(self, sequence: bytes | np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+        return encode_windows(
+            sequence, self.tokenizer, self.max_seq_len_tokens, self.strategy, self.max_windows, rng
+        )
