@@ -120,7 +120,7 @@ def _label_terms_per_gene(
             continue
         term = phenotypes.resolve(record.term_id)
         if term is None:
-            if record.term_id not in phenotypes:
+            if not phenotypes.is_obsolete(record.term_id):
                 raise InputError(config.labels, f"unknown term {record.term_id} (not in {Path(config.ontology).name})", record.line)
             skips.add("label term obsolete", config.labels, record.line)
             continue
