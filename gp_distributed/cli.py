@@ -52,6 +52,63 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from gp_distributed.launcher import run_training
+    from gp_distributed.metrics import format_table
+
+    flags = {"scaling.num_workers": args.workers} if args.workers is not None else {}
+    config = load_config(args.config, args.overrides, flags)
+    result = run_training(config)
+    print(f"run directory: {result.run_dir}")
+    print(f"last checkpoint: {result.checkpoint_dir}")
+    for split in ("valid", "test"):
+        table = _nested_results(result.metrics, split)
+        if table:
+            print(f"{split} split:")
+            print(format_table(table))
+    return 0
+
+
+def _nested_results(metrics: dict, split: str) -> dict[str, dict[str, float]]:
+    """{"test/all/fmax": x} -> {"all": {"fmax": x}} for one split."""
+    nested: dict[str, dict[str, float]] = {}
+    for key, value in metrics.items():
+        parts = key.split("/")
+        if len(parts) == 3 and parts[0] == split:
+            nested.setdefault(parts[1], {})[parts[2]] = value
+    return nested
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from gp_distributed.evaluation import evaluate_checkpoint, write_report
+    from gp_distributed.metrics import format_table
+
+    results = evaluate_checkpoint(args.checkpoint, args.store, args.split, show_progress=not args.quiet)
+    print(format_table(results))
+    if args.report:
+        write_report(args.report, {"checkpoint": str(args.checkpoint), "store": str(args.store), "split": args.split,
+                                   "results": results})
+        print(f"wrote {args.report}")
+    return 0
+
+
+def _baseline(args: argparse.Namespace) -> int:
+    from gp_distributed.baselines import BASELINES
+    from gp_distributed.evaluation import evaluate_baseline, write_report
+    from gp_distributed.metrics import format_table
+
+    names = sorted(BASELINES) if args.name == "all" else [args.name]
+    report = {}
+    for name in names:
+        report[name] = evaluate_baseline(name, args.store, args.split)
+        print(f"baseline {name} on {args.split}:")
+        print(format_table(report[name]))
+    if args.report:
+        write_report(args.report, {"store": str(args.store), "split": args.split, "baselines": report})
+        print(f"wrote {args.report}")
+    return 0
+
+
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="experiment YAML (defaults apply where it is silent)")
     parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides, applied last")
@@ -79,6 +136,26 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--overwrite", action="store_true", help="replace an existing store")
     ingest.add_argument("--quiet", action="store_true", help="no progress bar")
     ingest.set_defaults(handler=_ingest)
+
+    train = commands.add_parser("train", help="train (or resume) GenePheno under Ray Train + DeepSpeed")
+    _add_config_arguments(train)
+    train.add_argument("--workers", type=int, help="Ray Train workers (0: in this process, world size 1)")
+    train.set_defaults(handler=_train)
+
+    evaluate = commands.add_parser("evaluate", help="score a checkpoint on a store split, per frequency bin")
+    evaluate.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint_* directory")
+    evaluate.add_argument("--store", type=Path, required=True, help="gene store with the model's vocabularies")
+    evaluate.add_argument("--split", choices=["train", "valid", "test"], default="test")
+    evaluate.add_argument("--report", type=Path, help="write the results as JSON here")
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
+    evaluate.set_defaults(handler=_evaluate)
+
+    baseline = commands.add_parser("baseline", help="naive / k-mer LR / k-mer nearest-neighbour baselines")
+    baseline.add_argument("--store", type=Path, required=True)
+    baseline.add_argument("--name", choices=["naive", "kmer-lr", "kmer-knn", "all"], default="all")
+    baseline.add_argument("--split", choices=["valid", "test"], default="test")
+    baseline.add_argument("--report", type=Path, help="write the results as JSON here")
+    baseline.set_defaults(handler=_baseline)
 
     inspect = commands.add_parser("inspect", help="validate a gene store and print its summary")
     inspect.add_argument("store", type=Path)

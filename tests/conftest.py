@@ -26,3 +26,27 @@ def bundle_dir() -> Path:
 @pytest.fixture(scope="session")
 def demo_dir() -> Path:
     return DEMO_DIR
+
+
+@pytest.fixture(scope="session")
+def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped demo data ingested once per test session (real HPO genes, protein)."""
+    from gp_distributed.config import load_config
+    from gp_distributed.ingest.pipeline import run_ingest
+
+    out = tmp_path_factory.mktemp("demo") / "demo_store.zarr"
+    config = load_config(REPO_ROOT / "configs" / "demo.yaml", typed_values={"ingest.out": out})
+    inputs = {name: REPO_ROOT / getattr(config.ingest, name) for name in (
+        "fasta", "id_map", "labels", "ontology", "go", "go_ontology", "exclusive_pairs")}
+    run_ingest(config.ingest.model_copy(update=inputs), show_progress=False)
+    return out
+
+
+def tiny_training_overrides(store: Path, storage: Path, run_name: str, max_steps: int) -> list[str]:
+    """A few-second training run on the demo store: tiny protein preset, short windows, small batches."""
+    return [
+        f"data.store={store}", f"train.storage_path={storage}", f"train.run_name={run_name}",
+        f"train.max_steps={max_steps}", "train.warmup_steps=1", "train.micro_batch_size=2",
+        "train.eval_every=1000", f"train.ckpt_every={max(max_steps // 2, 1)}", "data.max_seq_len_tokens=64",
+        "data.shuffle_buffer_genes=16", "model.mlp_hidden_dim=32",
+    ]

@@ -100,6 +100,10 @@ class TrainStream:
         self._buffer[pick], self._buffer[-1] = self._buffer[-1], self._buffer[pick]
         return make_example(self._buffer.pop(), self._encode, self._rng)
 
+    def start_epoch(self, epoch: int) -> None:
+        """Jump to the start of `epoch` (elastic resume: cursors of another world size do not map)."""
+        self._epoch, self._shard_cursor, self._buffer = epoch, 0, []
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "epoch": self._epoch,

@@ -1,0 +1,86 @@
+"""The DeepSpeed engine: the only module that imports deepspeed.
+
+The engine's config dict is derived from the typed config in one function (`deepspeed_config`), never
+hand-written JSON. Only trainable parameters (LoRA, GO branch, bottleneck, head) reach the optimizer,
+and checkpoints exclude frozen parameters: the frozen backbone comes back from its pretrained source.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gp_distributed.config import GPConfig, global_batch_size, resolved_precision
+
+# The CPU accelerator must be chosen before deepspeed is imported; GPU runs set "cuda" explicitly.
+os.environ.setdefault("DS_ACCELERATOR", "cuda" if torch.cuda.is_available() else "cpu")
+
+import deepspeed  # noqa: E402  (after DS_ACCELERATOR)
+from deepspeed import DeepSpeedEngine  # noqa: E402
+
+
+def deepspeed_config(config: GPConfig, world_size: int) -> dict[str, Any]:
+    """DeepSpeed's config dict for `world_size` data-parallel workers, derived from the typed config."""
+    train = config.train
+    precision = resolved_precision(config)
+    decay_steps = max(train.max_steps - train.warmup_steps, 1)
+    return {
+        "train_batch_size": global_batch_size(config, world_size),
+        "train_micro_batch_size_per_gpu": train.micro_batch_size,
+        "gradient_accumulation_steps": train.grad_accum_steps,
+        # torch_adam: the PyTorch AdamW, not DeepSpeed's fused op (which would JIT-compile a second op on CPU).
+        "optimizer": {
+            "type": "AdamW",
+            "params": {"lr": train.learning_rate, "weight_decay": train.weight_decay, "torch_adam": True},
+        },
+        "scheduler": {
+            "type": "WarmupCosineLR",
+            "params": {
+                "total_num_steps": train.warmup_steps + decay_steps,
+                "warmup_num_steps": max(train.warmup_steps, 1),
+                "warmup_min_ratio": 0.01,
+                "cos_min_ratio": train.min_lr_ratio,
+                "warmup_type": "linear",
+            },
+        },
+        "gradient_clipping": train.grad_clip,
+        "zero_optimization": {"stage": train.zero_stage},
+        "bf16": {"enabled": precision == "bf16"},
+        "steps_per_print": 10**9,  # we log ourselves, through the tracker
+        "wall_clock_breakdown": False,
+    }
+
+
+def build_engine(model: torch.nn.Module, config: GPConfig, world_size: int) -> DeepSpeedEngine:
+    """Wrap `model` in a DeepSpeed engine; torch.distributed must already be initialised (all ranks call)."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    engine, _, _, _ = deepspeed.initialize(
+        model=model, model_parameters=trainable, config=deepspeed_config(config, world_size), dist_init_required=False
+    )
+    return engine
+
+
+def save_engine(engine: DeepSpeedEngine, directory: Path, tag: str, client_state: dict[str, Any]) -> None:
+    """Sharded engine state (every rank writes its own optimizer shard; all ranks must call)."""
+    engine.save_checkpoint(str(directory), tag=tag, client_state=client_state, exclude_frozen_parameters=True)
+
+
+def load_engine(engine: DeepSpeedEngine, directory: Path, tag: str, *, universal: bool = False) -> dict[str, Any]:
+    """Restore weights, optimizer and scheduler; returns the client state. All ranks must call."""
+    if universal:
+        engine._config.load_universal_checkpoint = True  # the public switch is the config key of the same name
+    load_path, client_state = engine.load_checkpoint(str(directory), tag=tag, load_module_strict=False)
+    if load_path is None:
+        raise FileNotFoundError(f"{directory}/{tag}: no DeepSpeed checkpoint to load")
+    return client_state or {}
+
+
+def micro_steps_per_step(engine: DeepSpeedEngine) -> int:
+    return int(engine.gradient_accumulation_steps())
+
+
+def current_learning_rate(engine: DeepSpeedEngine) -> float:
+    return float(engine.get_lr()[0])

@@ -1,0 +1,121 @@
+"""The driver side of training: the only module that imports Ray on the driver.
+
+`run_training(config)` resolves every path against the driver's working directory (workers run
+elsewhere, and `ray job submit` runs the driver in a temporary copy), makes sure the gene store exists,
+then either runs the worker loop in this process (`scaling.num_workers=0`) or starts a Ray Train
+`TorchTrainer` over DeepSpeed workers. Re-running with the same run name resumes from the latest
+checkpoint under `<storage_path>/<run_name>`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gp_distributed.config import GPConfig
+from gp_distributed.data.store import open_store
+from gp_distributed.errors import ConfigError
+
+# Token auth stays on for every Ray client we start or join (Ray 2.60 default for local clusters).
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    run_dir: Path
+    metrics: dict[str, Any]
+    checkpoint_dir: Path | None
+
+
+def _absolute(path: Path | None) -> Path | None:
+    return None if path is None else Path(path).expanduser().resolve()
+
+
+def resolve_paths(config: GPConfig) -> GPConfig:
+    """Every path made absolute against the driver's working directory, before crossing to workers."""
+    ingest_paths = {name: _absolute(getattr(config.ingest, name)) for name in (
+        "fasta", "id_map", "labels", "ontology", "go", "go_ontology", "exclusive_pairs", "out")}
+    return config.model_copy(update={
+        "ingest": config.ingest.model_copy(update=ingest_paths),
+        "data": config.data.model_copy(update={"store": _absolute(config.data.store)}),
+        "model": config.model.model_copy(update={"backbone_path": _absolute(config.model.backbone_path)}),
+        "train": config.train.model_copy(update={"storage_path": _absolute(config.train.storage_path)}),
+    })
+
+
+def ensure_store(config: GPConfig) -> None:
+    """Open (and so validate) the training store; ingest it first when it is missing but configured."""
+    store_path = config.data.store
+    if store_path is None:
+        raise ConfigError("config", "data.store", "required for training")
+    if not store_path.exists():
+        if config.ingest.out is None or _absolute(config.ingest.out) != store_path:
+            raise ConfigError("config", "data.store", f"{store_path} does not exist (run gp ingest first)")
+        from gp_distributed.ingest.pipeline import run_ingest
+
+        print(f"store {store_path} missing: ingesting it from the configured inputs")
+        run_ingest(config.ingest)
+    open_store(store_path)
+
+
+def _start_or_join_ray(config: GPConfig) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    runtime_env = {"env_vars": {"RAY_AUTH_MODE": "token", "TOKENIZERS_PARALLELISM": "false"}}
+    if not config.scaling.use_gpu:
+        runtime_env["env_vars"]["DS_ACCELERATOR"] = "cpu"
+    address = config.scaling.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, runtime_env=runtime_env)
+        return
+    # No cluster given: a private local one on loopback, never joining a cluster someone else runs here.
+    needed_cpus = max(int(config.scaling.num_workers * config.scaling.cpus_per_worker + 0.999), 1) + 1
+    ray.init(address="local", num_cpus=max(needed_cpus, os.cpu_count() or 1), include_dashboard=False,
+             _node_ip_address="127.0.0.1", runtime_env=runtime_env)
+
+
+def _ray_train(config: GPConfig, run_dir: Path) -> tuple[dict[str, Any], Path | None]:
+    import ray.train
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    from gp_distributed.worker import train_loop_per_worker
+
+    _start_or_join_ray(config)
+    scaling = config.scaling
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=config.model_dump(mode="json"),
+        torch_config=TorchConfig(backend="nccl" if scaling.use_gpu else "gloo"),
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=scaling.num_workers, use_gpu=scaling.use_gpu,
+            resources_per_worker={"CPU": scaling.cpus_per_worker, **({"GPU": 1} if scaling.use_gpu else {})},
+        ),
+        run_config=ray.train.RunConfig(
+            name=config.train.run_name,
+            storage_path=str(run_dir.parent),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=config.train.keep_last_checkpoints),
+            failure_config=ray.train.FailureConfig(max_failures=scaling.max_failures),
+        ),
+    )
+    result = trainer.fit()
+    checkpoint = Path(result.checkpoint.path) if result.checkpoint is not None else None
+    return dict(result.metrics or {}), checkpoint
+
+
+def run_training(config: GPConfig) -> TrainingResult:
+    """Train (or resume) the configured run; returns the last reported metrics and checkpoint."""
+    config = resolve_paths(config)
+    ensure_store(config)
+    run_dir = config.train.storage_path / config.train.run_name
+    if config.scaling.num_workers == 0:
+        from gp_distributed.checkpoint import latest_complete_checkpoint
+        from gp_distributed.worker import run_in_process
+
+        metrics = run_in_process(config, run_dir)
+        return TrainingResult(run_dir, metrics, latest_complete_checkpoint(run_dir))
+    metrics, checkpoint = _ray_train(config, run_dir)
+    return TrainingResult(run_dir, metrics, checkpoint)

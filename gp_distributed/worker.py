@@ -1,0 +1,219 @@
+"""The per-worker training loop, as named phases: setup, restore, train_step, evaluate, save_checkpoint.
+
+`train_loop_per_worker(config_tree)` is what Ray Train runs on every worker; `run_in_process` runs the
+same loop with a world of one (gloo on 127.0.0.1) for debugging and tests. There is one training path:
+a DeepSpeed engine built from the typed config. Everything a worker needs arrives in its argument.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gp_distributed import checkpoint as ckpt
+from gp_distributed.config import GPConfig, config_from_tree, config_to_yaml
+from gp_distributed.data.collate import Batch, collate
+from gp_distributed.data.sharding import eval_gene_slice
+from gp_distributed.data.store import GeneStore, open_store
+from gp_distributed.data.stream import Example, TrainStream, eval_examples
+from gp_distributed.data.tokenize import GeneWindower, tokenizer_for
+from gp_distributed.distributed import WorkerContext, all_reduce_mean, gather_to_rank0, init_single_process_group
+from gp_distributed.engine import build_engine, current_learning_rate, load_engine, save_engine
+from gp_distributed.losses import genepheno_loss
+from gp_distributed.metrics import evaluate_by_bin, information_content
+from gp_distributed.model.genepheno import GenePhenoModel
+from gp_distributed.reporting import LocalReporter, RayReporter, Reporter, ray_worker_context
+
+
+@dataclass
+class TrainState:
+    config: GPConfig
+    context: WorkerContext
+    store: GeneStore
+    windower: GeneWindower
+    pad_token_id: int
+    model: GenePhenoModel
+    engine: Any  # deepspeed.DeepSpeedEngine (typed loosely: engine.py is the only deepspeed import)
+    stream: TrainStream
+    exclusive_pairs: torch.Tensor
+    step: int = 0
+    tracking_run_id: str | None = None
+
+
+def build_model(config: GPConfig, store: GeneStore) -> tuple[GenePhenoModel, GeneWindower, int]:
+    """Model, window encoder and pad id for a store; identical initial weights on every rank (seeded)."""
+    tokenizer = tokenizer_for(config.model, store.alphabet, config.data.kmer_size)
+    torch.manual_seed(config.train.seed)
+    model = GenePhenoModel(config.model, len(store.go_input_ids), len(store.concept_ids), len(store.label_ids), tokenizer)
+    return model, GeneWindower.from_config(tokenizer, config.data), int(tokenizer.pad_token_id)
+
+
+def setup(config: GPConfig, context: WorkerContext) -> TrainState:
+    store = open_store(config.data.store)
+    model, windower, pad_token_id = build_model(config, store)
+    engine = build_engine(model, config, context.world_size)
+    # Dropout streams differ per rank but are fixed by (seed, rank); resume restores them exactly.
+    torch.manual_seed(config.train.seed * 1000 + context.world_rank)
+    stream = TrainStream(
+        store, windower, rank=context.world_rank, world_size=context.world_size,
+        seed=config.train.seed, shuffle_buffer_genes=config.data.shuffle_buffer_genes,
+    )
+    pairs = torch.as_tensor(store.exclusive_pairs, dtype=torch.long)
+    return TrainState(config, context, store, windower, pad_token_id, model, engine, stream, pairs)
+
+
+def restore(state: TrainState, directory: Path) -> None:
+    """Weights, optimizer, scheduler, step, this rank's stream cursor and RNG states. All ranks call."""
+    meta = ckpt.read_meta(directory)
+    client_state = load_engine(state.engine, directory / ckpt.ENGINE_DIR, ckpt.engine_tag(meta.step))
+    state.step = int(client_state["step"])
+    state.tracking_run_id = meta.tracking_run_id
+    if meta.world_size == state.context.world_size:
+        worker_state = ckpt.read_worker_state(directory, state.context.world_rank)
+        state.stream.load_state_dict(worker_state["stream"])
+        ckpt.restore_rng_state(worker_state["rng"])
+    else:
+        # Elastic resume: old cursors do not map onto new ranks; start the epoch the run had reached.
+        epoch = min(ckpt.read_worker_state(directory, r)["stream"]["epoch"] for r in range(meta.world_size))
+        state.stream.start_epoch(epoch)
+    state.context.print0(f"resumed from {directory.name} at step {state.step}")
+
+
+def _micro_batch(state: TrainState) -> Batch:
+    examples = [next(state.stream) for _ in range(state.config.train.micro_batch_size)]
+    return _collate(state, examples)
+
+
+def _collate(state: TrainState, examples: list[Example]) -> Batch:
+    return collate(examples, state.pad_token_id, len(state.store.concept_ids), len(state.store.label_ids),
+                   state.config.data.max_go_terms)
+
+
+def train_step(state: TrainState) -> dict[str, float]:
+    """One optimizer step (grad_accum_steps micro-batches); returns this rank's step metrics."""
+    started = time.perf_counter()
+    totals = {"loss": 0.0, "loss_mlc": 0.0, "loss_exclusive": 0.0, "loss_concept": 0.0}
+    genes = tokens = 0
+    accumulation = state.config.train.grad_accum_steps
+    for _ in range(accumulation):
+        batch = _micro_batch(state)
+        output = state.engine(batch)
+        # Genes without GO annotations have no concept targets: leave them out of the bottleneck loss.
+        has_concepts = (batch.concept_targets.sum(dim=1, keepdim=True) > 0)
+        terms = genepheno_loss(output.label_logits, batch.label_targets, output.concept_logits,
+                               batch.concept_targets, state.exclusive_pairs, state.config.loss,
+                               concept_mask=has_concepts)
+        state.engine.backward(terms.total)
+        state.engine.step()
+        for key, value in zip(totals, (terms.total, terms.mlc, terms.exclusive, terms.concept)):
+            totals[key] += float(value.detach()) / accumulation
+        genes += batch.num_genes
+        tokens += int(batch.attention_mask.sum())
+    state.step += 1
+    seconds = time.perf_counter() - started
+    return {**totals, "learning_rate": current_learning_rate(state.engine),
+            "genes_per_second": genes / seconds, "tokens_per_second": tokens / seconds}
+
+
+@torch.no_grad()
+def predict_split(state: TrainState, split: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Sigmoid scores of this rank's share of `split`, gathered on rank 0 as (gene indices, scores).
+    All ranks call; returns None on other ranks."""
+    members = state.store.split_indices(split)
+    mine = members[eval_gene_slice(len(members), state.context.world_rank, state.context.world_size)]
+    state.engine.module.eval()
+    indices, scores = [], []
+    examples = list(eval_examples(state.store, mine, state.windower, seed=state.config.train.seed))
+    size = state.config.train.micro_batch_size
+    for start in range(0, len(examples), size):
+        batch = _collate(state, examples[start : start + size])
+        scores.append(torch.sigmoid(state.engine(batch).label_logits.float()).numpy())
+        indices.append(batch.gene_index.numpy())
+    state.engine.module.train()
+    width = len(state.store.label_ids)
+    local = (np.concatenate(indices) if indices else np.zeros(0, np.int64),
+             np.concatenate(scores) if scores else np.zeros((0, width), np.float32))
+    gathered = gather_to_rank0(local, state.context)
+    if gathered is None:
+        return None
+    return np.concatenate([g[0] for g in gathered]), np.concatenate([g[1] for g in gathered])
+
+
+def evaluate(state: TrainState, split: str) -> dict[str, Any] | None:
+    """Per-bin Fmax / AUC / AUPR / Smin of `split` on rank 0 (None elsewhere). All ranks call."""
+    predicted = predict_split(state, split)
+    if predicted is None:
+        return None
+    gene_indices, scores = predicted
+    store = state.store
+    train_labels = store.multi_hot("labels", store.split_indices("train"))
+    return evaluate_by_bin(
+        store.multi_hot("labels", gene_indices), scores, store.label_bins, store.bin_labels,
+        information_content=information_content(train_labels, store.label_parents), parents=store.label_parents,
+    )
+
+
+def save_checkpoint(state: TrainState, directory: Path) -> None:
+    """Every rank writes its files into `directory` (the checkpoint contract). All ranks call."""
+    save_engine(state.engine, directory / ckpt.ENGINE_DIR, ckpt.engine_tag(state.step), {"step": state.step})
+    ckpt.write_worker_state(directory, state.context.world_rank, state.stream.state_dict())
+    if state.context.is_rank0:
+        ckpt.write_trainable(directory, state.model.trainable_state_dict())
+        meta = ckpt.CheckpointMeta(state.step, state.context.world_size, state.config.train.zero_stage,
+                                   state.tracking_run_id)
+        ckpt.write_meta(directory, meta, config_to_yaml(state.config))
+
+
+def flatten_results(results: dict[str, Any], prefix: str) -> dict[str, float]:
+    """{"all": {"fmax": ..}, "11-30": {...}} -> {"valid/all/fmax": ..} for reporting."""
+    return {f"{prefix}/{subset}/{name}": float(value) for subset, values in results.items() for name, value in values.items()}
+
+
+def train(config: GPConfig, context: WorkerContext, reporter: Reporter) -> dict[str, Any]:
+    """The loop: setup, restore, steps with periodic evaluation and checkpoints, final evaluation."""
+    state = setup(config, context)
+    with reporter.resume_checkpoint() as resume_dir:
+        if resume_dir is not None:
+            restore(state, resume_dir)
+    train_config = config.train
+    metrics: dict[str, Any] = {}
+    if state.step >= train_config.max_steps:
+        context.print0(f"run already complete at step {state.step}")
+    while state.step < train_config.max_steps:
+        step_metrics = train_step(state)
+        metrics = {"step": state.step, **{k: all_reduce_mean(v) for k, v in step_metrics.items()}}
+        if state.step % 10 == 0 or state.step == 1:
+            context.print0(f"step {state.step}: loss {metrics['loss']:.4f} lr {metrics['learning_rate']:.2e} "
+                           f"{metrics['genes_per_second'] * context.world_size:.1f} genes/s")
+        last = state.step == train_config.max_steps
+        splits = (["valid"] if state.step % train_config.eval_every == 0 or last else []) + (["test"] if last else [])
+        for split in splits:
+            results = evaluate(state, split)
+            if results is not None:
+                metrics.update(flatten_results(results, split))
+        # The final evaluation travels with the final checkpoint: Ray Train V2 keeps only metrics
+        # reported together with a checkpoint.
+        if state.step % train_config.ckpt_every == 0 or last:
+            name = ckpt.checkpoint_dir_name(state.step)
+            with reporter.staging_dir(name) as staging:
+                save_checkpoint(state, staging)
+                reporter.report(metrics, staging, name)
+    return metrics
+
+
+def train_loop_per_worker(config_tree: dict[str, Any]) -> None:
+    """Ray Train's entry point on every worker."""
+    config = config_from_tree(config_tree, "worker config")
+    train(config, ray_worker_context(), RayReporter())
+
+
+def run_in_process(config: GPConfig, run_dir: Path) -> dict[str, Any]:
+    """The same loop with a world of one in this process (`scaling.num_workers=0`)."""
+    context = init_single_process_group()
+    reporter = LocalReporter(run_dir, config.train.keep_last_checkpoints, context)
+    return train(config, context, reporter)
