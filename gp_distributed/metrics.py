@@ -302,7 +302,7 @@ def format_table(results: dict[str, dict[str, float | int]]) -> str:
     lines = [header + (f" {'Smin':>7}" if with_smin else "")]
     for name, row in results.items():
         line = (
-            f"{name:>12} {row['genes']:>7d} {row['terms']:>7d} {100 * row['fmax']:>7.2f}"
+            f"{name:>12} {int(row['genes']):>7d} {int(row['terms']):>7d} {100 * row['fmax']:>7.2f}"
             f" {100 * row['auc']:>7.2f} {100 * row['aupr']:>7.2f}"
         )
         lines.append(line + (f" {row['smin']:>7.2f}" if with_smin else ""))
