@@ -170,6 +170,16 @@ class TrackingConfig(_Strict):
     registered_model_name: str = "genepheno"
 
 
+class FaultInjectionConfig(_Strict):
+    """Fault drills for recovery tests: SIGKILL rank `kill_rank` right after optimizer step
+    `kill_at_step`. With `once_marker`, only when that file does not exist yet (it is then created), so
+    the retried worker group runs through."""
+
+    kill_at_step: int | None = Field(None, ge=1)
+    kill_rank: int = Field(0, ge=0)
+    once_marker: Path | None = None
+
+
 class GPConfig(_Strict):
     ingest: IngestConfig = IngestConfig()
     data: DataConfig = DataConfig()
@@ -178,6 +188,7 @@ class GPConfig(_Strict):
     train: TrainConfig = TrainConfig()
     scaling: ScalingConfig = ScalingConfig()
     tracking: TrackingConfig = TrackingConfig()
+    faults: FaultInjectionConfig = FaultInjectionConfig()
 
     @model_validator(mode="after")
     def _precision_matches_device(self) -> GPConfig:

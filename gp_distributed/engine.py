@@ -54,13 +54,35 @@ def deepspeed_config(config: GPConfig, world_size: int) -> dict[str, Any]:
     }
 
 
-def build_engine(model: torch.nn.Module, config: GPConfig, world_size: int) -> DeepSpeedEngine:
-    """Wrap `model` in a DeepSpeed engine; torch.distributed must already be initialised (all ranks call)."""
+def build_engine(
+    model: torch.nn.Module, config: GPConfig, world_size: int, *, load_universal: bool = False
+) -> DeepSpeedEngine:
+    """Wrap `model` in a DeepSpeed engine; torch.distributed must already be initialised (all ranks call).
+    `load_universal`: the engine will load a universal checkpoint (resume at another world size)."""
     trainable = [p for p in model.parameters() if p.requires_grad]
+    ds_config = deepspeed_config(config, world_size)
+    if load_universal:
+        ds_config["checkpoint"] = {"load_universal": True}
     engine, _, _, _ = deepspeed.initialize(
-        model=model, model_parameters=trainable, config=deepspeed_config(config, world_size), dist_init_required=False
+        model=model, model_parameters=trainable, config=ds_config, dist_init_required=False
     )
     return engine
+
+
+def convert_to_universal(engine_dir: Path, tag: str, out_dir: Path) -> str:
+    """DeepSpeed's universal checkpoint conversion of `engine_dir/tag` into `out_dir/<tag>_universal`;
+    returns the new tag. ZeRO 1-3 shards are tied to the world size that wrote them; the universal form
+    is per parameter, so any world size can load it."""
+    from argparse import Namespace
+
+    from deepspeed.checkpoint.ds_to_universal import main as ds_to_universal
+
+    universal_tag = f"{tag}_universal"
+    ds_to_universal(Namespace(
+        input_folder=str(Path(engine_dir) / tag), output_folder=str(Path(out_dir) / universal_tag),
+        num_extract_workers=1, num_merge_workers=1, keep_temp_folder=False, strict=True, inject_missing_state=True,
+    ))
+    return universal_tag
 
 
 def save_engine(engine: DeepSpeedEngine, directory: Path, tag: str, client_state: dict[str, Any]) -> None:
@@ -68,10 +90,8 @@ def save_engine(engine: DeepSpeedEngine, directory: Path, tag: str, client_state
     engine.save_checkpoint(str(directory), tag=tag, client_state=client_state, exclude_frozen_parameters=True)
 
 
-def load_engine(engine: DeepSpeedEngine, directory: Path, tag: str, *, universal: bool = False) -> dict[str, Any]:
+def load_engine(engine: DeepSpeedEngine, directory: Path, tag: str) -> dict[str, Any]:
     """Restore weights, optimizer and scheduler; returns the client state. All ranks must call."""
-    if universal:
-        engine._config.load_universal_checkpoint = True  # the public switch is the config key of the same name
     load_path, client_state = engine.load_checkpoint(str(directory), tag=tag, load_module_strict=False)
     if load_path is None:
         raise FileNotFoundError(f"{directory}/{tag}: no DeepSpeed checkpoint to load")

@@ -42,6 +42,7 @@ def resolve_paths(config: GPConfig) -> GPConfig:
         "data": config.data.model_copy(update={"store": _absolute(config.data.store)}),
         "model": config.model.model_copy(update={"backbone_path": _absolute(config.model.backbone_path)}),
         "train": config.train.model_copy(update={"storage_path": _absolute(config.train.storage_path)}),
+        "faults": config.faults.model_copy(update={"once_marker": _absolute(config.faults.once_marker)}),
     })
 
 
@@ -60,22 +61,32 @@ def ensure_store(config: GPConfig) -> None:
     open_store(store_path)
 
 
+def _runtime_env(use_gpu: bool) -> dict[str, Any]:
+    env_vars = {"RAY_AUTH_MODE": "token", "TOKENIZERS_PARALLELISM": "false"}
+    if not use_gpu:
+        env_vars["DS_ACCELERATOR"] = "cpu"
+    return {"env_vars": env_vars}
+
+
+def start_local_ray(num_cpus: int, *, use_gpu: bool = False, temp_dir: Path | None = None) -> None:
+    """A private Ray instance on loopback with token auth, never joining a cluster someone else runs here."""
+    import ray
+
+    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+             _temp_dir=str(temp_dir) if temp_dir else None, runtime_env=_runtime_env(use_gpu))
+
+
 def _start_or_join_ray(config: GPConfig) -> None:
     import ray
 
     if ray.is_initialized():
         return
-    runtime_env = {"env_vars": {"RAY_AUTH_MODE": "token", "TOKENIZERS_PARALLELISM": "false"}}
-    if not config.scaling.use_gpu:
-        runtime_env["env_vars"]["DS_ACCELERATOR"] = "cpu"
     address = config.scaling.address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, runtime_env=runtime_env)
+        ray.init(address=address, runtime_env=_runtime_env(config.scaling.use_gpu))
         return
-    # No cluster given: a private local one on loopback, never joining a cluster someone else runs here.
-    needed_cpus = max(int(config.scaling.num_workers * config.scaling.cpus_per_worker + 0.999), 1) + 1
-    ray.init(address="local", num_cpus=max(needed_cpus, os.cpu_count() or 1), include_dashboard=False,
-             _node_ip_address="127.0.0.1", runtime_env=runtime_env)
+    needed_cpus = int(config.scaling.num_workers * config.scaling.cpus_per_worker + 0.999) + 1
+    start_local_ray(max(needed_cpus, os.cpu_count() or 1), use_gpu=config.scaling.use_gpu)
 
 
 def _ray_train(config: GPConfig, run_dir: Path) -> tuple[dict[str, Any], Path | None]:

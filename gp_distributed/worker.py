@@ -7,6 +7,9 @@ a DeepSpeed engine built from the typed config. Everything a worker needs arrive
 
 from __future__ import annotations
 
+import os
+import signal
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +26,7 @@ from gp_distributed.data.store import GeneStore, open_store
 from gp_distributed.data.stream import Example, TrainStream, eval_examples
 from gp_distributed.data.tokenize import GeneWindower, tokenizer_for
 from gp_distributed.distributed import WorkerContext, all_reduce_mean, gather_to_rank0, init_single_process_group
-from gp_distributed.engine import build_engine, current_learning_rate, load_engine, save_engine
+from gp_distributed.engine import build_engine, convert_to_universal, current_learning_rate, load_engine, save_engine
 from gp_distributed.losses import genepheno_loss
 from gp_distributed.metrics import evaluate_by_bin, information_content
 from gp_distributed.model.genepheno import GenePhenoModel
@@ -53,10 +56,10 @@ def build_model(config: GPConfig, store: GeneStore) -> tuple[GenePhenoModel, Gen
     return model, GeneWindower.from_config(tokenizer, config.data), int(tokenizer.pad_token_id)
 
 
-def setup(config: GPConfig, context: WorkerContext) -> TrainState:
+def setup(config: GPConfig, context: WorkerContext, *, load_universal: bool = False) -> TrainState:
     store = open_store(config.data.store)
     model, windower, pad_token_id = build_model(config, store)
-    engine = build_engine(model, config, context.world_size)
+    engine = build_engine(model, config, context.world_size, load_universal=load_universal)
     # Dropout streams differ per rank but are fixed by (seed, rank); resume restores them exactly.
     torch.manual_seed(config.train.seed * 1000 + context.world_rank)
     stream = TrainStream(
@@ -67,10 +70,25 @@ def setup(config: GPConfig, context: WorkerContext) -> TrainState:
     return TrainState(config, context, store, windower, pad_token_id, model, engine, stream, pairs)
 
 
-def restore(state: TrainState, directory: Path) -> None:
-    """Weights, optimizer, scheduler, step, this rank's stream cursor and RNG states. All ranks call."""
-    meta = ckpt.read_meta(directory)
-    client_state = load_engine(state.engine, directory / ckpt.ENGINE_DIR, ckpt.engine_tag(meta.step))
+def is_elastic_resume(meta: ckpt.CheckpointMeta, context: WorkerContext) -> bool:
+    """ZeRO 1-3 shards only load at the world size that wrote them; stage 0 loads anywhere."""
+    return meta.world_size != context.world_size and meta.zero_stage > 0
+
+
+def restore(state: TrainState, directory: Path, meta: ckpt.CheckpointMeta) -> None:
+    """Weights, optimizer, scheduler, step, this rank's stream cursor and RNG states. All ranks call.
+
+    At another world size (elastic resume) the engine loads DeepSpeed's universal conversion of the
+    checkpoint (made by each rank into its own temporary folder, so nodes need no shared disk); the old
+    per-rank stream cursors do not map onto the new ranks, so streams restart at the epoch the slowest
+    old rank had reached and each rank's RNG is re-seeded from (seed, rank, step).
+    """
+    if is_elastic_resume(meta, state.context):
+        with tempfile.TemporaryDirectory(prefix="gp-universal-") as scratch:
+            tag = convert_to_universal(directory / ckpt.ENGINE_DIR, ckpt.engine_tag(meta.step), Path(scratch))
+            client_state = load_engine(state.engine, Path(scratch), tag)
+    else:
+        client_state = load_engine(state.engine, directory / ckpt.ENGINE_DIR, ckpt.engine_tag(meta.step))
     state.step = int(client_state["step"])
     state.tracking_run_id = meta.tracking_run_id
     if meta.world_size == state.context.world_size:
@@ -78,10 +96,11 @@ def restore(state: TrainState, directory: Path) -> None:
         state.stream.load_state_dict(worker_state["stream"])
         ckpt.restore_rng_state(worker_state["rng"])
     else:
-        # Elastic resume: old cursors do not map onto new ranks; start the epoch the run had reached.
         epoch = min(ckpt.read_worker_state(directory, r)["stream"]["epoch"] for r in range(meta.world_size))
         state.stream.start_epoch(epoch)
-    state.context.print0(f"resumed from {directory.name} at step {state.step}")
+        torch.manual_seed((state.config.train.seed * 1_000_003 + state.context.world_rank * 1009 + state.step) % 2**31)
+    state.context.print0(f"resumed from {directory.name} at step {state.step} "
+                         f"(saved by {meta.world_size} workers, now {state.context.world_size})")
 
 
 def _micro_batch(state: TrainState) -> Batch:
@@ -169,6 +188,18 @@ def save_checkpoint(state: TrainState, directory: Path) -> None:
         ckpt.write_meta(directory, meta, config_to_yaml(state.config))
 
 
+def inject_fault(config: GPConfig, state: TrainState) -> None:
+    """Fault drill (config `faults`): SIGKILL this worker after a given step, once per marker file."""
+    faults = config.faults
+    if faults.kill_at_step != state.step or faults.kill_rank != state.context.world_rank:
+        return
+    if faults.once_marker is not None:
+        if faults.once_marker.exists():
+            return
+        faults.once_marker.write_text(f"killed rank {faults.kill_rank} after step {state.step}\n")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 def flatten_results(results: dict[str, Any], prefix: str) -> dict[str, float]:
     """{"all": {"fmax": ..}, "11-30": {...}} -> {"valid/all/fmax": ..} for reporting."""
     return {f"{prefix}/{subset}/{name}": float(value) for subset, values in results.items() for name, value in values.items()}
@@ -176,16 +207,18 @@ def flatten_results(results: dict[str, Any], prefix: str) -> dict[str, float]:
 
 def train(config: GPConfig, context: WorkerContext, reporter: Reporter) -> dict[str, Any]:
     """The loop: setup, restore, steps with periodic evaluation and checkpoints, final evaluation."""
-    state = setup(config, context)
     with reporter.resume_checkpoint() as resume_dir:
-        if resume_dir is not None:
-            restore(state, resume_dir)
+        meta = ckpt.read_meta(resume_dir) if resume_dir is not None else None
+        state = setup(config, context, load_universal=meta is not None and is_elastic_resume(meta, context))
+        if meta is not None:
+            restore(state, resume_dir, meta)
     train_config = config.train
     metrics: dict[str, Any] = {}
     if state.step >= train_config.max_steps:
         context.print0(f"run already complete at step {state.step}")
     while state.step < train_config.max_steps:
         step_metrics = train_step(state)
+        inject_fault(config, state)
         metrics = {"step": state.step, **{k: all_reduce_mean(v) for k, v in step_metrics.items()}}
         if state.step % 10 == 0 or state.step == 1:
             context.print0(f"step {state.step}: loss {metrics['loss']:.4f} lr {metrics['learning_rate']:.2e} "

@@ -154,7 +154,8 @@ def _write_group(content: StoreContent, path: Path, residues_per_chunk: int, chu
     genes.create_array("split", data=np.asarray(content.splits, dtype=np.uint8), chunks=(max(len(content.splits), 1),))
     for name in _RAGGED_FIELDS:
         _write_ragged(root.create_group(name), "indices", getattr(content, name), "int32")
-    root.attrs.update({"schema_version": STORE_SCHEMA_VERSION, **content.attributes})
+    # One write of zarr.json: attrs.update() rewrites the whole (MB-sized) document once per key.
+    root.update_attributes({"schema_version": STORE_SCHEMA_VERSION, **content.attributes})
 
 
 class GeneStore:
