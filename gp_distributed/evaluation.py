@@ -19,7 +19,6 @@ from gp_distributed.data.collate import collate
 from gp_distributed.data.store import GeneStore, open_store
 from gp_distributed.data.stream import eval_examples
 from gp_distributed.data.tokenize import GeneWindower
-from gp_distributed.errors import InputError
 from gp_distributed.metrics import evaluate_by_bin, information_content
 from gp_distributed.model.genepheno import GenePhenoModel
 
@@ -44,10 +43,8 @@ def load_trained_model(checkpoint_dir: Path, store: GeneStore) -> TrainedModel:
     config_path = checkpoint_dir / "config.yaml"
     config = config_from_tree(yaml.safe_load(config_path.read_text()), str(config_path))
     model, windower, pad_token_id = build_model(config, store)
-    try:
-        model.load_trainable_state_dict(ckpt.read_trainable(checkpoint_dir), str(checkpoint_dir / "trainable.safetensors"))
-    except RuntimeError as error:  # shape mismatch: the store's vocabularies differ from the model's
-        raise InputError(store.path, f"vocabularies do not match the model of {checkpoint_dir}: {error}") from None
+    # A store with other vocabularies fails here, naming the weights file and the mismatching module.
+    model.load_trainable_state_dict(ckpt.read_trainable(checkpoint_dir), str(checkpoint_dir / "trainable.safetensors"))
     model.eval()
     return TrainedModel(config, model, windower, pad_token_id)
 

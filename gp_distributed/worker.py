@@ -53,6 +53,13 @@ def build_model(config: GPConfig, store: GeneStore) -> tuple[GenePhenoModel, Gen
     tokenizer = tokenizer_for(config.model, store.alphabet, config.data.kmer_size)
     torch.manual_seed(config.train.seed)
     model = GenePhenoModel(config.model, len(store.go_input_ids), len(store.concept_ids), len(store.label_ids), tokenizer)
+    train_genes = store.split_indices("train")
+    concepts = store.multi_hot("go_concepts", train_genes)
+    annotated = concepts.sum(axis=1) > 0  # concept targets exist only for genes with GO annotations
+    model.set_output_priors(
+        torch.from_numpy(store.multi_hot("labels", train_genes).mean(axis=0)),
+        torch.from_numpy(concepts[annotated].mean(axis=0) if annotated.any() else concepts.mean(axis=0)),
+    )
     return model, GeneWindower.from_config(tokenizer, config.data), int(tokenizer.pad_token_id)
 
 

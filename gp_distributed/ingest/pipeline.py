@@ -25,13 +25,12 @@ from gp_distributed.ingest.go_annotations import read_go_annotations
 from gp_distributed.ingest.id_map import read_id_map
 from gp_distributed.ingest.labels import read_labels
 from gp_distributed.ingest.splits import SPLIT_NAMES, assign_splits, split_counts
+from gp_distributed.exclusive_pairs import mine_exclusive_pairs, read_exclusive_pairs_tsv
 from gp_distributed.ontology import (
     Ontology,
     bin_labels,
     frequency_bin,
     load_ontology,
-    mine_exclusive_pairs,
-    read_exclusive_pairs_tsv,
 )
 
 DEFAULT_LABEL_ROOTS = {"hpo": "HP:0000118", "mgi": "MP:0000001", "impc": "MP:0000001"}

@@ -133,6 +133,22 @@ class GenePhenoModel(nn.Module):
         concept_logits, concept_activations = self.bottleneck(features)
         return ModelOutput(self.head(concept_activations), concept_logits, concept_activations)
 
+    @torch.no_grad()
+    def set_output_priors(self, label_frequency: torch.Tensor, concept_frequency: torch.Tensor) -> None:
+        """Start the head and bottleneck biases at the log-odds of each term's training frequency.
+
+        With zero biases every phenotype starts at probability 0.5, and Adam moves a bias by about one
+        learning rate per step, so a rare term would need thousands of steps just to learn how rare it is.
+        Starting from the prior (as RetinaNet does for rare classes) lets training spend its steps on
+        telling genes apart.
+        """
+        def log_odds(frequency: torch.Tensor) -> torch.Tensor:
+            p = frequency.clamp(1e-4, 1 - 1e-4)
+            return torch.log(p) - torch.log1p(-p)
+
+        self.head.linear.bias.copy_(log_odds(label_frequency.to(self.head.linear.bias.dtype)))
+        self.bottleneck.linear.bias.copy_(log_odds(concept_frequency.to(self.bottleneck.linear.bias.dtype)))
+
     def association_matrix(self) -> torch.Tensor:
         """Concept -> phenotype associations (n, C) of the head."""
         return self.head.association_matrix()

@@ -13,14 +13,13 @@ from pathlib import Path
 import pytest
 
 from gp_distributed.errors import InputError
+from gp_distributed.exclusive_pairs import mine_exclusive_pairs, read_exclusive_pairs_tsv
 from gp_distributed.ontology import (
     Ontology,
     bin_labels,
     count_genes_per_term,
     frequency_bin,
     load_ontology,
-    mine_exclusive_pairs,
-    read_exclusive_pairs_tsv,
     terms_with_min_genes,
 )
 
