@@ -38,11 +38,12 @@ def free_loopback_port() -> int:
 
 
 def init_single_process_group() -> WorkerContext:
-    """A gloo world of one on loopback (in-process training and tests)."""
+    """A world of one on loopback (in-process training and tests): gloo on CPU, NCCL on a GPU."""
     if not dist.is_initialized():
         port = free_loopback_port()
         os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK="0", WORLD_SIZE="1", LOCAL_RANK="0")
-        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
     return WorkerContext(world_rank=0, world_size=1, local_rank=0)
 
 

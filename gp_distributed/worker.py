@@ -127,13 +127,14 @@ def train_step(state: TrainState) -> dict[str, float]:
     genes = tokens = 0
     accumulation = state.config.train.grad_accum_steps
     for _ in range(accumulation):
-        batch = _micro_batch(state)
+        batch = _micro_batch(state).to(state.engine.device)
         output = state.engine(batch)
         # Genes without GO annotations have no concept targets: leave them out of the bottleneck loss.
         has_concepts = (batch.concept_targets.sum(dim=1, keepdim=True) > 0)
-        terms = genepheno_loss(output.label_logits, batch.label_targets, output.concept_logits,
-                               batch.concept_targets, state.exclusive_pairs, state.config.loss,
-                               concept_mask=has_concepts)
+        # Losses in fp32 whatever the compute precision (bf16 logits lose the small margins ZLPR sums).
+        terms = genepheno_loss(output.label_logits.float(), batch.label_targets, output.concept_logits.float(),
+                               batch.concept_targets, state.exclusive_pairs.to(batch.label_targets.device),
+                               state.config.loss, concept_mask=has_concepts)
         state.engine.backward(terms.total)
         state.engine.step()
         for key, value in zip(totals, (terms.total, terms.mlc, terms.exclusive, terms.concept)):
@@ -158,7 +159,7 @@ def predict_split(state: TrainState, split: str) -> tuple[np.ndarray, np.ndarray
     size = state.config.train.micro_batch_size
     for start in range(0, len(examples), size):
         batch = _collate(state, examples[start : start + size])
-        scores.append(torch.sigmoid(state.engine(batch).label_logits.float()).numpy())
+        scores.append(torch.sigmoid(state.engine(batch.to(state.engine.device)).label_logits.float()).cpu().numpy())
         indices.append(batch.gene_index.numpy())
     state.engine.module.train()
     width = len(state.store.label_ids)

@@ -50,3 +50,15 @@ def tiny_training_overrides(store: Path, storage: Path, run_name: str, max_steps
         "train.eval_every=1000", f"train.ckpt_every={max(max_steps // 2, 1)}", "data.max_seq_len_tokens=64",
         "data.shuffle_buffer_genes=16", "model.mlp_hidden_dim=32",
     ]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `gpu` skip, with the reason, where no CUDA device is visible."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (none visible)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
