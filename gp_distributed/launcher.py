@@ -20,6 +20,9 @@ from gp_distributed.errors import ConfigError
 
 # Token auth stays on for every Ray client we start or join (Ray 2.60 default for local clusters).
 os.environ.setdefault("RAY_AUTH_MODE", "token")
+# On Linux, Ray 2.60 replaces --node-ip-address=127.0.0.1 by the outward address and listens on every
+# interface unless this is 0 (read at import time): keep a local Ray on loopback only.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
 @dataclass(frozen=True)
