@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gp_distributed.config import GPConfig, load_config
-from gp_distributed.errors import GpError
+from gp_distributed.errors import ConfigError, GpError
 
 _OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*=")
 
@@ -66,6 +66,8 @@ def _train(args: argparse.Namespace) -> int:
         if table:
             print(f"{split} split:")
             print(format_table(table))
+    for line in result.finished.summary_lines() if result.finished else []:
+        print(line)
     return 0
 
 
@@ -83,6 +85,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     from gp_distributed.evaluation import evaluate_checkpoint, write_report
     from gp_distributed.metrics import format_table
 
+    if args.new_data:
+        return _evaluate_new_data(args)
+    if args.checkpoint is None or args.store is None:
+        raise ConfigError("gp evaluate", "--checkpoint/--store", "both required (or --new-data with --model)")
     results = evaluate_checkpoint(args.checkpoint, args.store, args.split, show_progress=not args.quiet)
     print(format_table(results))
     if args.report:
@@ -90,6 +96,74 @@ def _evaluate(args: argparse.Namespace) -> int:
                                    "results": results})
         print(f"wrote {args.report}")
     return 0
+
+
+def _gene_inputs(args: argparse.Namespace):
+    from gp_distributed.predict import GeneInputs
+
+    if args.fasta is None:
+        raise ConfigError(f"gp {args.command}", "--fasta", "required")
+    return GeneInputs(fasta=args.fasta, id_map=args.id_map, go=args.go, go_format=args.go_format,
+                      go_ontology=args.go_ontology, go_taxon=args.go_taxon)
+
+
+def _evaluate_new_data(args: argparse.Namespace) -> int:
+    from gp_distributed.metrics import format_table
+    from gp_distributed.new_data import LabelInputs, run_new_data_evaluation
+    from gp_distributed.predict import format_unknown
+
+    for flag in ("model", "labels", "labels_format", "ontology"):
+        if getattr(args, flag) is None:
+            raise ConfigError("gp evaluate --new-data", "--" + flag.replace("_", "-"), "required")
+    labels = LabelInputs(labels=args.labels, labels_format=args.labels_format, ontology=args.ontology)
+    evaluation = run_new_data_evaluation(args.model, _gene_inputs(args), labels, store=args.store,
+                                         tracking_uri=args.tracking_uri, report=args.report,
+                                         plots_dir=args.plots_dir, show_progress=not args.quiet)
+    print(format_table(evaluation.results))
+    for line in format_unknown(evaluation.unknown):
+        print(line)
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from gp_distributed.predict import format_unknown, run_predict
+
+    summary = run_predict(args.model, _gene_inputs(args), args.out, cafa=args.cafa, store=args.store,
+                          tracking_uri=args.tracking_uri, min_probability=args.min_probability,
+                          batch_size=args.batch_size, show_progress=not args.quiet)
+    print(f"predicted {summary.genes} genes: {summary.tsv_rows} rows in {args.out}"
+          + (f", {summary.cafa_rows} in {args.cafa}" if args.cafa else ""))
+    for line in format_unknown(summary.unknown):
+        print(line)
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from gp_distributed.explain import run_explain
+    from gp_distributed.tracking import MlflowTracker, resolve_tracking_uri
+
+    tracker = None
+    if args.log_to_run:
+        tracker = MlflowTracker.attach(resolve_tracking_uri(args.tracking_uri, Path.cwd()), args.log_to_run)
+    result = run_explain(args.model, _gene_inputs(args), args.out_dir, store=args.store,
+                         tracking_uri=args.tracking_uri, top_terms=args.top_terms, top_concepts=args.top_concepts,
+                         min_probability=args.min_probability, tracker=tracker, show_progress=not args.quiet)
+    print(f"explained {result.genes} genes: {result.gene_table}, {result.association_table}, {result.heatmap}")
+    return 0
+
+
+def _add_model_input_arguments(parser: argparse.ArgumentParser, *, model_required: bool) -> None:
+    """Flags shared by predict / explain / evaluate --new-data: which model, which genes."""
+    parser.add_argument("--model", required=model_required,
+                        help="models:/NAME@ALIAS, runs:/RUN_ID/model, or a checkpoint directory")
+    parser.add_argument("--fasta", type=Path, help="sequences to score, FASTA or FASTA.gz")
+    parser.add_argument("--id-map", type=Path, help="TSV: gene id -> FASTA accession")
+    parser.add_argument("--go", type=Path, help="GO annotations of these genes (optional model input)")
+    parser.add_argument("--go-format", choices=["gene2go", "gaf", "tsv"], default="gene2go")
+    parser.add_argument("--go-ontology", type=Path, help="GO OBO, to map alt/replaced GO ids")
+    parser.add_argument("--go-taxon", type=int, help="gene2go / GAF: keep this NCBI taxon")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, then ./mlflow.db)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _baseline(args: argparse.Namespace) -> int:
@@ -142,13 +216,38 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--workers", type=int, help="Ray Train workers (0: in this process, world size 1)")
     train.set_defaults(handler=_train)
 
-    evaluate = commands.add_parser("evaluate", help="score a checkpoint on a store split, per frequency bin")
-    evaluate.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint_* directory")
-    evaluate.add_argument("--store", type=Path, required=True, help="gene store with the model's vocabularies")
+    evaluate = commands.add_parser("evaluate", help="score a checkpoint on a store split, or a model on new files")
+    evaluate.add_argument("--checkpoint", type=Path, help="a checkpoint_* directory")
+    evaluate.add_argument("--store", type=Path, help="gene store with the model's vocabularies")
     evaluate.add_argument("--split", choices=["train", "valid", "test"], default="test")
     evaluate.add_argument("--report", type=Path, help="write the results as JSON here")
-    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
+    evaluate.add_argument("--new-data", action="store_true",
+                          help="score --model on files it has never seen (--fasta, --labels, --ontology, ...)")
+    evaluate.add_argument("--labels", type=Path, help="--new-data: gene -> phenotype annotations")
+    evaluate.add_argument("--labels-format", choices=["hpo", "mgi", "impc", "tsv"])
+    evaluate.add_argument("--ontology", type=Path, help="--new-data: phenotype ontology OBO")
+    evaluate.add_argument("--plots-dir", type=Path, help="--new-data: write plots here")
+    _add_model_input_arguments(evaluate, model_required=False)
     evaluate.set_defaults(handler=_evaluate)
+
+    predict = commands.add_parser("predict", help="phenotype probabilities for genes in a FASTA file")
+    _add_model_input_arguments(predict, model_required=True)
+    predict.add_argument("--out", type=Path, required=True, help="TSV: gene, term, name, probability")
+    predict.add_argument("--cafa", type=Path, help="also write CAFA-format predictions here")
+    predict.add_argument("--store", type=Path, help="a store with the model's vocabularies (checkpoint models)")
+    predict.add_argument("--min-probability", type=float, default=0.01)
+    predict.add_argument("--batch-size", type=int)
+    predict.set_defaults(handler=_predict)
+
+    explain = commands.add_parser("explain", help="which GO concepts drive each predicted phenotype")
+    _add_model_input_arguments(explain, model_required=True)
+    explain.add_argument("--out-dir", type=Path, required=True)
+    explain.add_argument("--store", type=Path, help="a store with the model's vocabularies (checkpoint models)")
+    explain.add_argument("--top-terms", type=int, default=10)
+    explain.add_argument("--top-concepts", type=int, default=5)
+    explain.add_argument("--min-probability", type=float, default=0.5)
+    explain.add_argument("--log-to-run", metavar="RUN_ID", help="also log the tables to this MLflow run")
+    explain.set_defaults(handler=_explain)
 
     baseline = commands.add_parser("baseline", help="naive / k-mer LR / k-mer nearest-neighbour baselines")
     baseline.add_argument("--store", type=Path, required=True)

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gp_distributed.checkpoint import latest_complete_checkpoint, read_meta
 from gp_distributed.config import GPConfig
 from gp_distributed.data.store import open_store
 from gp_distributed.errors import ConfigError
+from gp_distributed.tracking import FinishedRun, finish_training_run, resolve_tracking_uri
 
 # Token auth stays on for every Ray client we start or join (Ray 2.60 default for local clusters).
 os.environ.setdefault("RAY_AUTH_MODE", "token")
@@ -30,14 +32,35 @@ class TrainingResult:
     run_dir: Path
     metrics: dict[str, Any]
     checkpoint_dir: Path | None
+    finished: FinishedRun | None  # the MLflow run, logged model and registration (tracking on)
 
 
 def _absolute(path: Path | None) -> Path | None:
     return None if path is None else Path(path).expanduser().resolve()
 
 
+def _inside_job_working_copy(cwd: Path) -> bool:
+    """`ray job submit` runs the driver in a temporary copy of the submitted directory."""
+    return "runtime_resources" in cwd.parts and any(part.startswith("working_dir") for part in cwd.parts)
+
+
+def _check_outputs_outlive_the_job(config: GPConfig, cwd: Path) -> None:
+    """Under `ray job submit`, relative output locations would vanish with the job's working copy."""
+    if not _inside_job_working_copy(cwd):
+        return
+    if not Path(config.train.storage_path).is_absolute():
+        raise ConfigError("config", "train.storage_path", "must be absolute under ray job submit "
+                          "(the job's working directory is a temporary copy), e.g. train.storage_path=/shared/runs")
+    uri = config.tracking.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if config.tracking.enabled and (uri is None or resolve_tracking_uri(uri, Path("/")) != resolve_tracking_uri(uri, cwd)):
+        raise ConfigError("config", "tracking.tracking_uri", "must be absolute under ray job submit "
+                          "(the job's working directory is a temporary copy), e.g. sqlite:////shared/mlflow.db")
+
+
 def resolve_paths(config: GPConfig) -> GPConfig:
-    """Every path made absolute against the driver's working directory, before crossing to workers."""
+    """Every path and the tracking URI made absolute against the driver's working directory, before
+    crossing to workers."""
+    _check_outputs_outlive_the_job(config, Path.cwd())
     ingest_paths = {name: _absolute(getattr(config.ingest, name)) for name in (
         "fasta", "id_map", "labels", "ontology", "go", "go_ontology", "exclusive_pairs", "out")}
     return config.model_copy(update={
@@ -46,6 +69,8 @@ def resolve_paths(config: GPConfig) -> GPConfig:
         "model": config.model.model_copy(update={"backbone_path": _absolute(config.model.backbone_path)}),
         "train": config.train.model_copy(update={"storage_path": _absolute(config.train.storage_path)}),
         "faults": config.faults.model_copy(update={"once_marker": _absolute(config.faults.once_marker)}),
+        "tracking": config.tracking.model_copy(
+            update={"tracking_uri": resolve_tracking_uri(config.tracking.tracking_uri, Path.cwd())}),
     })
 
 
@@ -121,15 +146,21 @@ def _ray_train(config: GPConfig, run_dir: Path) -> tuple[dict[str, Any], Path | 
 
 
 def run_training(config: GPConfig) -> TrainingResult:
-    """Train (or resume) the configured run; returns the last reported metrics and checkpoint."""
+    """Train (or resume) the configured run; then, with tracking on, report, log and register the model.
+    Returns the last reported metrics and checkpoint."""
     config = resolve_paths(config)
     ensure_store(config)
     run_dir = config.train.storage_path / config.train.run_name
     if config.scaling.num_workers == 0:
-        from gp_distributed.checkpoint import latest_complete_checkpoint
         from gp_distributed.worker import run_in_process
 
         metrics = run_in_process(config, run_dir)
-        return TrainingResult(run_dir, metrics, latest_complete_checkpoint(run_dir))
-    metrics, checkpoint = _ray_train(config, run_dir)
-    return TrainingResult(run_dir, metrics, checkpoint)
+        checkpoint = latest_complete_checkpoint(run_dir)
+    else:
+        metrics, checkpoint = _ray_train(config, run_dir)
+    finished = None
+    if config.tracking.enabled and checkpoint is not None:
+        run_id = read_meta(checkpoint).tracking_run_id
+        if run_id is not None:
+            finished = finish_training_run(config.tracking, run_id, checkpoint, config.data.store, run_dir / "report")
+    return TrainingResult(run_dir, metrics, checkpoint, finished)

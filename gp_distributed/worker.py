@@ -31,6 +31,7 @@ from gp_distributed.losses import genepheno_loss
 from gp_distributed.metrics import evaluate_by_bin, information_content
 from gp_distributed.model.genepheno import GenePhenoModel
 from gp_distributed.reporting import LocalReporter, RayReporter, Reporter, ray_worker_context
+from gp_distributed.tracking import Tracker, log_run_inputs, start_tracker
 
 
 @dataclass
@@ -221,6 +222,22 @@ def train(config: GPConfig, context: WorkerContext, reporter: Reporter) -> dict[
         if meta is not None:
             restore(state, resume_dir, meta)
     train_config = config.train
+    # Rank 0 logs to MLflow (continuing the run a resumed checkpoint names); other ranks get a null tracker.
+    tracker = start_tracker(config.tracking, train_config.run_name, is_rank0=context.is_rank0,
+                            resume_run_id=state.tracking_run_id)
+    state.tracking_run_id = tracker.run_id
+    log_run_inputs(tracker, config, state.store.summary())
+    try:
+        metrics = _train_steps(state, reporter, tracker)
+    except BaseException:
+        tracker.end("FAILED")
+        raise
+    tracker.end()
+    return metrics
+
+
+def _train_steps(state: TrainState, reporter: Reporter, tracker: Tracker) -> dict[str, Any]:
+    config, context, train_config = state.config, state.context, state.config.train
     metrics: dict[str, Any] = {}
     if state.step >= train_config.max_steps:
         context.print0(f"run already complete at step {state.step}")
@@ -237,6 +254,7 @@ def train(config: GPConfig, context: WorkerContext, reporter: Reporter) -> dict[
             results = evaluate(state, split)
             if results is not None:
                 metrics.update(flatten_results(results, split))
+        tracker.log_metrics(metrics, step=state.step)
         # The final evaluation travels with the final checkpoint: Ray Train V2 keeps only metrics
         # reported together with a checkpoint.
         if state.step % train_config.ckpt_every == 0 or last:

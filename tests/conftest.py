@@ -50,6 +50,7 @@ def tiny_training_overrides(store: Path, storage: Path, run_name: str, max_steps
         f"train.max_steps={max_steps}", "train.warmup_steps=1", "train.micro_batch_size=2",
         "train.eval_every=1000", f"train.ckpt_every={max(max_steps // 2, 1)}", "data.max_seq_len_tokens=64",
         "data.shuffle_buffer_genes=16", "model.mlp_hidden_dim=32",
+        "tracking.enabled=false",  # tests that track set their own temporary tracking URI
     ]
 
 

@@ -9,6 +9,7 @@ would have. Windowing/tokenisation randomness uses the same RNG, so it resumes e
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -127,11 +128,12 @@ class TrainStream:
 
 
 def eval_examples(store: GeneStore, gene_indices: np.ndarray, encode: WindowEncoder, seed: int) -> Iterator[Example]:
-    """Evaluation genes in order, read in contiguous blocks; windows drawn with a fixed RNG."""
-    rng = np.random.default_rng([seed, 0xE7A1])
+    """Evaluation genes in order, read in contiguous blocks. Each gene's windows come from an RNG seeded
+    by (seed, its sequence), so a gene scores the same wherever it stands in the input."""
     if len(gene_indices) == 0:
         return
     runs = np.split(gene_indices, np.flatnonzero(np.diff(gene_indices) != 1) + 1)
     for run in runs:
         for record in store.read_block(int(run[0]), int(run[-1]) + 1):
+            rng = np.random.default_rng([seed, 0xE7A1, zlib.crc32(record.sequence)])
             yield make_example(record, encode, rng)

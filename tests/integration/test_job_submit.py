@@ -52,12 +52,12 @@ def _submit_and_wait(head: dict[str, str], submission_id: str, overrides: list[s
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
-        status = _ray(head, "job", "status", "--address", head["url"], submission_id).stdout
-        if any(word in status for word in ("SUCCEEDED", "FAILED", "STOPPED")):
+        status = _ray(head, "job", "status", "--address", head["url"], submission_id).stdout.lower()
+        if any(f"job '{submission_id}' {word}" in status for word in ("succeeded", "failed", "stopped")):
             break
         time.sleep(5)
     logs = _ray(head, "job", "logs", "--address", head["url"], submission_id).stdout
-    assert "SUCCEEDED" in status, status + logs[-3000:]
+    assert f"job '{submission_id}' succeeded" in status, status + logs[-3000:]
     return logs
 
 

@@ -1,0 +1,290 @@
+"""The model package: everything a trained GenePheno model needs to predict outside training, and the
+predictor built from it. No DeepSpeed, no Ray, no MLflow here (serving.py wraps this for MLflow).
+
+Package layout (`write_model_package` writes it; these are the pyfunc model's artifacts, by key):
+
+    checkpoint/trainable.safetensors  LoRA + GO branch + pooling + MLP + bottleneck + head weights
+    checkpoint/config.yaml            the resolved training config
+    checkpoint/meta.json              step, world size, tracking run id, library versions
+    tokenizer/                        the run's tokenizer (`save_pretrained`; loads with AutoTokenizer)
+    vocabularies.json                 `Vocabularies`: alphabet, label terms (ids, names, parents,
+                                      frequency bins, training information content), GO input terms,
+                                      concepts, GO evidence codes excluded at ingest
+    backbone.json                     the pointer to the frozen backbone (never copied):
+                                      {"preset": name, "seed": PRESET_SEED}: the preset is rebuilt, bit
+                                      for bit, from that fixed seed and the packaged tokenizer; or
+                                      {"path": "/abs/dir", "config_sha256": ...}: a `model.backbone_path`
+                                      model reads its weights from that directory, checked by the hash
+                                      of its config.json; load with another `backbone_path` if it moved.
+
+Prediction goes through the training evaluation's own code (`eval_examples`, `collate`, the model's
+forward): genes are windowed by the same rule with the same RNG stream, in input order, and batched by
+the training micro-batch size, so a predictor fed a store split in store order gives the scores of
+`evaluation.predict_genes` bit for bit. With `data.window_strategy=random` a gene's window depends on
+its position in that stream (as in `gp evaluate`); `first` and `all` make each gene's scores independent
+of the other rows, up to float rounding where batch padding differs. Inference runs on CPU, in fp32.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import shutil
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from tqdm import tqdm
+from transformers import AutoTokenizer
+
+from gp_distributed import checkpoint as ckpt
+from gp_distributed.config import GPConfig, config_from_tree
+from gp_distributed.data.collate import collate
+from gp_distributed.data.store import GeneRecord, GeneStore, open_store
+from gp_distributed.data.stream import eval_examples
+from gp_distributed.data.tokenize import GeneWindower, tokenizer_for
+from gp_distributed.errors import InputError
+from gp_distributed.model.backbone import PRESET_SEED
+from gp_distributed.model.genepheno import GenePhenoModel
+
+ARTIFACT_KEYS = ("checkpoint", "tokenizer", "vocabularies", "backbone")
+_CHECKPOINT_FILES = ("trainable.safetensors", "config.yaml", "meta.json")
+_ARTIFACT_NAMES = {"checkpoint": "checkpoint", "tokenizer": "tokenizer",
+                   "vocabularies": "vocabularies.json", "backbone": "backbone.json"}
+
+
+@dataclass(frozen=True)
+class Vocabularies:
+    """The model's index spaces, in index order; `label_*` lists have C entries, `concept_*` n, `go_*` G."""
+
+    alphabet: str
+    label_ids: list[str]
+    label_names: list[str]
+    label_parents: list[list[int]]  # direct parents of each label, as label indices
+    label_n_genes: list[int]  # training-store genes annotated (after propagation) with each label
+    label_bins: list[int]  # frequency-bin index of each label (into bin_labels), from the training store
+    bin_labels: list[str]
+    information_content: list[float]  # bits per label, from the training split (for Smin on new data)
+    go_input_ids: list[str]
+    go_input_names: list[str]
+    concept_ids: list[str]
+    concept_names: list[str]
+    go_evidence_exclude: list[str]
+
+    @classmethod
+    def from_store(cls, store: GeneStore) -> Vocabularies:
+        # Imported here: metrics pulls in scipy and sklearn, which serving never needs.
+        from gp_distributed.metrics import information_content
+
+        train_labels = store.multi_hot("labels", store.split_indices("train"))
+        attrs = store.attrs
+        return cls(
+            alphabet=store.alphabet, label_ids=list(store.label_ids), label_names=list(store.label_names),
+            label_parents=[list(p) for p in store.label_parents],
+            label_n_genes=[int(n) for n in attrs["label_vocab"]["n_genes"]], label_bins=[int(b) for b in store.label_bins],
+            bin_labels=list(store.bin_labels),
+            information_content=information_content(train_labels, store.label_parents).tolist(),
+            go_input_ids=list(store.go_input_ids), go_input_names=list(attrs["go_input_vocab"]["names"]),
+            concept_ids=list(store.concept_ids), concept_names=list(store.concept_names),
+            go_evidence_exclude=list(attrs.get("go_evidence_exclude", [])),
+        )
+
+    @classmethod
+    def read(cls, path: Path) -> Vocabularies:
+        try:
+            return cls(**json.loads(Path(path).read_text()))
+        except (OSError, json.JSONDecodeError, TypeError) as error:
+            raise InputError(path, f"unreadable model vocabularies: {error}") from None
+
+    def write(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(asdict(self)))
+
+
+@dataclass(frozen=True)
+class InputGene:
+    """One gene to predict: its id, uppercase residues (the store's alphabet) and GO input term ids."""
+
+    gene_id: str
+    sequence: bytes
+    go_terms: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Scores of N genes, in input order. `unknown_go_terms[i]`: gene i's GO ids outside the model's GO
+    input vocabulary (ignored by the model, listed here so that nothing is dropped silently)."""
+
+    gene_ids: list[str]
+    probabilities: np.ndarray  # (N, C) float32, sigmoid of the phenotype logits, label vocabulary order
+    concept_activations: np.ndarray  # (N, n) float32, the bottleneck's activations the head reads
+    unknown_go_terms: list[list[str]]
+
+
+class GeneTable:
+    """Genes held in memory behind the store's `read_block` contract (what `eval_examples` reads)."""
+
+    def __init__(self, records: Sequence[GeneRecord]):
+        self.records = list(records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def read_block(self, start: int, stop: int) -> list[GeneRecord]:
+        return self.records[start:stop]
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _read_config(checkpoint_dir: Path) -> GPConfig:
+    ckpt.read_meta(checkpoint_dir)  # refuses incomplete checkpoints and other format versions
+    path = Path(checkpoint_dir) / "config.yaml"
+    try:
+        tree = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise InputError(path, f"unreadable config: {error}") from None
+    return config_from_tree(tree, str(path))
+
+
+def backbone_pointer(config: GPConfig) -> dict[str, Any]:
+    """Where the frozen backbone of `config` comes from (see the module docstring)."""
+    if config.model.backbone_preset is not None:
+        return {"preset": config.model.backbone_preset, "seed": PRESET_SEED}
+    path = Path(config.model.backbone_path).resolve()
+    return {"path": str(path), "config_sha256": _sha256(path / "config.json")}
+
+
+def write_model_package(checkpoint_dir: Path, store: GeneStore, out: Path) -> dict[str, Path]:
+    """Write the package of `checkpoint_dir` (vocabularies from `store`, the model's training store)
+    into the new directory `out`; returns the artifact paths by key (ARTIFACT_KEYS)."""
+    checkpoint_dir, out = Path(checkpoint_dir), Path(out)
+    config = _read_config(checkpoint_dir)
+    artifacts = {key: out / name for key, name in _ARTIFACT_NAMES.items()}
+    artifacts["checkpoint"].mkdir(parents=True)
+    for name in _CHECKPOINT_FILES:
+        shutil.copy2(checkpoint_dir / name, artifacts["checkpoint"] / name)
+    tokenizer_for(config.model, store.alphabet, config.data.kmer_size).save_pretrained(str(artifacts["tokenizer"]))
+    Vocabularies.from_store(store).write(artifacts["vocabularies"])
+    artifacts["backbone"].write_text(json.dumps(backbone_pointer(config), indent=1))
+    return artifacts
+
+
+def package_artifacts(directory: Path) -> dict[str, Path]:
+    """The artifact paths of a package directory written by `write_model_package`."""
+    return {key: Path(directory) / name for key, name in _ARTIFACT_NAMES.items()}
+
+
+def _with_backbone(config: GPConfig, pointer: Mapping[str, Any], override: Path | None, source: Path) -> GPConfig:
+    """The config whose backbone matches the package pointer (or the override directory)."""
+    if "preset" in pointer:
+        if pointer["preset"] != config.model.backbone_preset or pointer["seed"] != PRESET_SEED:
+            raise InputError(source, f"preset {pointer} does not match this gp_distributed (seed {PRESET_SEED})")
+        return config
+    path = Path(override or pointer["path"]).expanduser().resolve()
+    if not (path / "config.json").is_file():
+        raise InputError(source, f"backbone weights not found at {path} (load with another backbone_path)")
+    if _sha256(path / "config.json") != pointer["config_sha256"]:
+        raise InputError(path / "config.json", "differs from the backbone the model was trained on")
+    return config.model_copy(update={"model": config.model.model_copy(update={"backbone_path": path})})
+
+
+class Predictor:
+    """A trained model on CPU in eval mode, with its vocabularies; `predict` scores `InputGene`s."""
+
+    def __init__(self, config: GPConfig, model: GenePhenoModel, windower: GeneWindower, pad_token_id: int,
+                 vocabularies: Vocabularies):
+        self.config = config
+        self.model = model
+        self.windower = windower
+        self.pad_token_id = pad_token_id
+        self.vocabularies = vocabularies
+        self._go_index = {term: i for i, term in enumerate(vocabularies.go_input_ids)}
+
+    @classmethod
+    def from_artifacts(cls, artifacts: Mapping[str, str | Path], backbone_path: Path | None = None) -> Predictor:
+        """Load a package from its artifact paths (by key; MLflow hands them to the pyfunc model)."""
+        paths = {key: Path(artifacts[key]) for key in ARTIFACT_KEYS}
+        config = _read_config(paths["checkpoint"])
+        pointer = json.loads(paths["backbone"].read_text())
+        config = _with_backbone(config, pointer, backbone_path, paths["backbone"])
+        tokenizer = AutoTokenizer.from_pretrained(str(paths["tokenizer"]), local_files_only=True,
+                                                  trust_remote_code=config.model.trust_remote_code)
+        return cls._build(config, Vocabularies.read(paths["vocabularies"]), tokenizer, paths["checkpoint"])
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint_dir: Path, store_path: Path | None = None) -> Predictor:
+        """Load a checkpoint directory; vocabularies from `store_path`, else the store it trained on."""
+        config = _read_config(checkpoint_dir)
+        store_path = store_path or config.data.store
+        if store_path is None:
+            raise InputError(checkpoint_dir, "config.yaml names no data.store: give the training store")
+        store = open_store(store_path)
+        tokenizer = tokenizer_for(config.model, store.alphabet, config.data.kmer_size)
+        return cls._build(config, Vocabularies.from_store(store), tokenizer, Path(checkpoint_dir))
+
+    @classmethod
+    def _build(cls, config: GPConfig, vocabularies: Vocabularies, tokenizer: Any, checkpoint_dir: Path) -> Predictor:
+        # Seeded like worker.build_model, on a forked RNG so the caller's streams are untouched;
+        # every seeded weight is then overwritten by the checkpoint or comes from the backbone.
+        with torch.random.fork_rng():
+            torch.manual_seed(config.train.seed)
+            model = GenePhenoModel(config.model, len(vocabularies.go_input_ids), len(vocabularies.concept_ids),
+                                   len(vocabularies.label_ids), tokenizer)
+        source = checkpoint_dir / "trainable.safetensors"
+        model.load_trainable_state_dict(ckpt.read_trainable(checkpoint_dir), str(source))
+        model.eval()
+        windower = GeneWindower.from_config(tokenizer, config.data)
+        return cls(config, model, windower, int(tokenizer.pad_token_id), vocabularies)
+
+    def association_matrix(self) -> np.ndarray:
+        """(n, C) concept -> phenotype weights of the head."""
+        return self.model.association_matrix().float().numpy()
+
+    def go_indices(self, go_terms: Iterable[str]) -> tuple[np.ndarray, list[str]]:
+        """(sorted GO input indices, the ids outside the vocabulary, sorted)."""
+        terms = set(go_terms)
+        known = np.array(sorted(self._go_index[t] for t in terms if t in self._go_index), dtype=np.int32)
+        return known, sorted(t for t in terms if t not in self._go_index)
+
+    def table(self, genes: Sequence[InputGene]) -> tuple[GeneTable, list[list[str]]]:
+        """Genes as a `GeneTable` (labels and concepts empty) and each gene's unknown GO ids."""
+        records, unknown = [], []
+        empty = np.zeros(0, dtype=np.int32)
+        for index, gene in enumerate(genes):
+            go_input, missing = self.go_indices(gene.go_terms)
+            records.append(GeneRecord(index, gene.gene_id, "", "", gene.sequence, empty, go_input, empty))
+            unknown.append(missing)
+        return GeneTable(records), unknown
+
+    @torch.no_grad()
+    def predict_store(self, reader: GeneStore | GeneTable, gene_indices: np.ndarray, *, batch_size: int | None = None,
+                      show_progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities (N, C), concept activations (N, n)) of the genes `gene_indices` of a store (or
+        a `GeneTable`), in that order; the same windows and batches as `evaluation.predict_genes`."""
+        vocab, data_config = self.vocabularies, self.config.data
+        size = batch_size or self.config.train.micro_batch_size
+        examples = eval_examples(reader, np.asarray(gene_indices), self.windower, seed=self.config.train.seed)  # type: ignore[arg-type]  # a GeneTable reads like a store
+        probabilities, activations = [], []
+        n_batches = -(-len(gene_indices) // size)
+        for _ in tqdm(range(n_batches), disable=not show_progress, unit="batch", desc="predicting"):
+            batch = collate(list(itertools.islice(examples, size)), self.pad_token_id, len(vocab.concept_ids),
+                            len(vocab.label_ids), data_config.max_go_terms)
+            output = self.model(batch)
+            probabilities.append(torch.sigmoid(output.label_logits.float()).numpy())
+            activations.append(output.concept_activations.float().numpy())
+        if not probabilities:
+            return np.zeros((0, len(vocab.label_ids)), np.float32), np.zeros((0, len(vocab.concept_ids)), np.float32)
+        return np.concatenate(probabilities), np.concatenate(activations)
+
+    def predict(self, genes: Sequence[InputGene], *, batch_size: int | None = None,
+                show_progress: bool = False) -> Predictions:
+        table, unknown = self.table(genes)
+        probabilities, activations = self.predict_store(table, np.arange(len(table)), batch_size=batch_size,
+                                                        show_progress=show_progress)
+        return Predictions([g.gene_id for g in genes], probabilities, activations, unknown)

@@ -1,0 +1,409 @@
+"""Experiment tracking and the model registry: the only module that drives MLflow (serving.py holds the
+pyfunc model class MLflow loads, which has to subclass MLflow's `PythonModel`).
+
+Where runs go (`resolve_tracking_uri`): the configured `tracking.tracking_uri`, else $MLFLOW_TRACKING_URI,
+else `sqlite:///<cwd>/mlflow.db`; always made absolute against the directory the user ran from (MLflow's
+own defaults are relative, and Ray workers and `ray job submit` run elsewhere). Experiments created
+here keep their artifacts beside a sqlite database, in `<db dir>/mlruns`.
+
+Ranks: rank 0 gets an `MlflowTracker`, every other rank a `NullTracker`, so call sites never branch on
+rank. A resumed training continues the MLflow run whose id its checkpoint carries.
+
+Names: MLflow metric names allow letters, digits, `_ - . / : ` and space only; `metric_key` maps the
+rest (`valid/>=301/fmax` is logged as `valid/ge301/fmax`). Non-finite values are not logged.
+
+Registry policy (`register_model`): every registered version gets the alias `candidate`. The alias
+`champion` moves to it only when its run's validation Fmax (`valid/all/fmax`, the last value logged)
+is finite and strictly greater than the run metric of the version that holds `champion` now; the first
+version with a finite Fmax becomes champion. A champion whose run has no finite Fmax (set by hand) is
+never replaced automatically. Stages are not used (deprecated in MLflow).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+from urllib.parse import urlparse
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
+from mlflow.exceptions import MlflowException
+
+from gp_distributed.config import GPConfig, TrackingConfig, config_to_yaml
+from gp_distributed.data.store import GeneStore, open_store
+from gp_distributed.errors import InputError
+
+if TYPE_CHECKING:
+    from gp_distributed.report import TrainingReport
+
+RunStatus = Literal["FINISHED", "FAILED", "KILLED"]
+CANDIDATE_ALIAS = "candidate"
+CHAMPION_ALIAS = "champion"
+SELECTION_METRIC = "valid/all/fmax"
+MODEL_NAME = "model"  # artifact name of the logged pyfunc model: runs:/<run id>/model
+_BATCH = 100  # MLflow's limit of params or tags per log_batch (metrics: 1000)
+_INVALID_NAME_CHARS = re.compile(r"[^/\w.\- :]")
+_COMPARISONS = (("<=", "le"), (">=", "ge"), ("<", "lt"), (">", "gt"))
+_PIP_PACKAGES = ("gp_distributed", "mlflow", "torch", "transformers", "peft", "tokenizers", "safetensors",
+                 "numpy", "pandas", "pyyaml", "zarr", "scikit-learn", "scipy", "tqdm")
+
+
+def resolve_tracking_uri(config_uri: str | None, cwd: Path) -> str:
+    """The absolute tracking URI: `config_uri`, else $MLFLOW_TRACKING_URI, else sqlite under `cwd`.
+
+    Relative sqlite paths (`sqlite:///mlflow.db`) and plain paths are made absolute against `cwd`;
+    server URIs (http, https, databricks) are returned as given.
+    """
+    uri = config_uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+    cwd = Path(cwd).resolve()
+    if uri.startswith("sqlite:///"):
+        path = Path(uri[len("sqlite:///"):])
+        return "sqlite:///" + str(path if path.is_absolute() else cwd / path)
+    scheme = urlparse(uri).scheme
+    if scheme == "file":
+        return Path(urlparse(uri).path).resolve().as_uri()
+    if scheme == "":  # a plain path: a file store
+        return (cwd / uri).resolve().as_uri()
+    return uri
+
+
+def artifact_location(tracking_uri: str) -> str | None:
+    """Where new experiments keep artifacts: `<db dir>/mlruns` for sqlite; None lets MLflow decide."""
+    if tracking_uri.startswith("sqlite:///"):
+        return (Path(tracking_uri[len("sqlite:///"):]).parent / "mlruns").as_uri()
+    return None
+
+
+def metric_key(name: str) -> str:
+    """A name MLflow accepts: comparisons spelled out (`>=301` -> `ge301`), other characters -> `_`."""
+    for symbol, word in _COMPARISONS:
+        name = name.replace(symbol, word)
+    return _INVALID_NAME_CHARS.sub("_", name)
+
+
+def flatten_params(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """{"train": {"max_steps": 2}} -> {"train.max_steps": "2"}; lists as JSON, None as "null"."""
+    flat: dict[str, str] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_params(value, name + "."))
+        else:
+            flat[name] = value if isinstance(value, str) else json.dumps(value)
+    return flat
+
+
+class Tracker(Protocol):
+    """What the training loop logs through; `run_id` is None for the null tracker."""
+
+    run_id: str | None
+
+    def log_params(self, params: Mapping[str, Any]) -> None: ...
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int) -> None: ...
+
+    def log_artifact(self, path: Path, artifact_dir: str | None = None) -> None: ...
+
+    def log_text(self, text: str, artifact_file: str) -> None: ...
+
+    def end(self, status: RunStatus = "FINISHED") -> None: ...
+
+
+class NullTracker:
+    """Every rank but 0, and runs with tracking disabled: accepts everything, logs nothing."""
+
+    run_id: str | None = None
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        pass
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int) -> None:
+        pass
+
+    def log_artifact(self, path: Path, artifact_dir: str | None = None) -> None:
+        pass
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        pass
+
+    def end(self, status: RunStatus = "FINISHED") -> None:
+        pass
+
+
+def _experiment_id(client: MlflowClient, name: str, tracking_uri: str) -> str:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location(tracking_uri))
+    except MlflowException:  # created meanwhile by another process
+        return client.get_experiment_by_name(name).experiment_id
+
+
+def _run_exists(client: MlflowClient, run_id: str) -> bool:
+    try:
+        client.get_run(run_id)
+    except MlflowException:
+        return False
+    return True
+
+
+class MlflowTracker:
+    """Rank 0's tracker over one MLflow run, logged to with explicit run ids.
+
+    `start` opens (or resumes) the run as this thread's MLflow active run, which also runs MLflow's
+    system-metrics sampler (CPU, memory, disk, network, GPU; `system/*` metrics, every 10 s) until
+    `end`. `attach` logs into an existing run without changing its status (`end` then does nothing).
+    """
+
+    def __init__(self, tracking_uri: str, run_id: str, *, owns_run: bool, resumed: bool = False):
+        self.tracking_uri = tracking_uri
+        self.run_id: str | None = run_id
+        self.resumed = resumed
+        self._owns_run = owns_run
+        self._client = MlflowClient(tracking_uri)
+
+    @classmethod
+    def start(cls, tracking_uri: str, experiment: str, run_name: str, *, run_id: str | None = None,
+              system_metrics: bool = True) -> MlflowTracker:
+        """A new run in `experiment`, or run `run_id` resumed when it exists in this store."""
+        mlflow.set_tracking_uri(tracking_uri)  # the fluent API (active run, model logging) reads it
+        client = MlflowClient(tracking_uri)
+        if run_id is not None and not _run_exists(client, run_id):
+            print(f"tracking: run {run_id} from the checkpoint is not in {tracking_uri}; starting a new run")
+            run_id = None
+        if run_id is not None:
+            run = mlflow.start_run(run_id=run_id, log_system_metrics=system_metrics)
+        else:
+            run = mlflow.start_run(experiment_id=_experiment_id(client, experiment, tracking_uri),
+                                   run_name=run_name, log_system_metrics=system_metrics)
+        return cls(tracking_uri, run.info.run_id, owns_run=True, resumed=run_id is not None)
+
+    @classmethod
+    def attach(cls, tracking_uri: str, run_id: str) -> MlflowTracker:
+        """Log artifacts or metrics into the existing run `run_id` (e.g. `gp explain` after training)."""
+        client = MlflowClient(tracking_uri)
+        if not _run_exists(client, run_id):
+            raise InputError(tracking_uri, f"no MLflow run {run_id}")
+        return cls(tracking_uri, run_id, owns_run=False)
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Log params; on a resumed run, a value that changed is kept as tag `param_changed.<key>`
+        (MLflow params are write-once)."""
+        flat = {k: v if isinstance(v, str) else json.dumps(v) for k, v in params.items()}
+        existing = self._client.get_run(self.run_id).data.params
+        new = [Param(k, v) for k, v in flat.items() if k not in existing]
+        changed = {f"param_changed.{k}": v for k, v in flat.items() if k in existing and existing[k] != v}
+        for start in range(0, len(new), _BATCH):
+            self._client.log_batch(self.run_id, params=new[start : start + _BATCH])
+        for key, value in changed.items():
+            self._client.set_tag(self.run_id, key, value)
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int) -> None:
+        """Numeric, finite values at `step` (the optimizer step); the key `step` itself is skipped."""
+        timestamp = int(time.time() * 1000)
+        entries = [
+            Metric(metric_key(k), float(v), timestamp, step)
+            for k, v in metrics.items()
+            if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        ]
+        for start in range(0, len(entries), 1000):
+            self._client.log_batch(self.run_id, metrics=entries[start : start + 1000])
+
+    def log_artifact(self, path: Path, artifact_dir: str | None = None) -> None:
+        """A file, or a directory's contents, under `artifact_dir` of the run's artifacts."""
+        if Path(path).is_dir():
+            self._client.log_artifacts(self.run_id, str(path), artifact_dir)
+        else:
+            self._client.log_artifact(self.run_id, str(path), artifact_dir)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self._client.log_text(self.run_id, text, artifact_file)
+
+    def end(self, status: RunStatus = "FINISHED") -> None:
+        """End a started run with `status` (stops the system-metrics sampler); idempotent."""
+        if not self._owns_run:
+            return
+        self._owns_run = False
+        active = mlflow.active_run()
+        if active is not None and active.info.run_id == self.run_id:
+            mlflow.end_run(status)
+        else:
+            self._client.set_terminated(self.run_id, status)
+
+
+def start_tracker(tracking: TrackingConfig, run_name: str, *, is_rank0: bool, resume_run_id: str | None = None,
+                  system_metrics: bool = True) -> Tracker:
+    """Rank 0 with tracking enabled: an `MlflowTracker` (resuming `resume_run_id` when that run exists);
+    else a `NullTracker`. `tracking.tracking_uri` should already be absolute (`resolve_tracking_uri`)."""
+    if not (is_rank0 and tracking.enabled):
+        return NullTracker()
+    uri = resolve_tracking_uri(tracking.tracking_uri, Path.cwd())
+    return MlflowTracker.start(uri, tracking.experiment, run_name, run_id=resume_run_id, system_metrics=system_metrics)
+
+
+def log_run_inputs(tracker: Tracker, config: GPConfig, store_summary: Mapping[str, Any]) -> None:
+    """Flattened config params, the resolved config as `config.yaml` and the store summary as
+    `store_summary.json` (call once after the tracker starts; safe on resume)."""
+    tracker.log_params(flatten_params(config.model_dump(mode="json")))
+    tracker.log_text(config_to_yaml(config), "config.yaml")
+    tracker.log_text(json.dumps(dict(store_summary), indent=1, sort_keys=True), "store_summary.json")
+
+
+def _pip_requirements() -> list[str]:
+    return [f"{name}=={version(name)}" for name in _PIP_PACKAGES]
+
+
+@dataclass(frozen=True)
+class LoggedModel:
+    model_uri: str  # models:/m-<id>, MLflow 3's logged-model URI
+    run_uri: str  # runs:/<run id>/model
+
+
+def log_model(tracking_uri: str, run_id: str, checkpoint_dir: Path, store: GeneStore) -> LoggedModel:
+    """Log the pyfunc model of `checkpoint_dir` (package: model_package.py) into run `run_id`.
+
+    The model is logged from code (gp_distributed/serving.py), nothing is pickled. If `run_id` is not
+    this thread's active run it is reopened and ended again as FINISHED.
+    """
+    from gp_distributed import serving
+    from gp_distributed.model_package import write_model_package
+
+    mlflow.set_tracking_uri(tracking_uri)
+    with tempfile.TemporaryDirectory(prefix="gp-package-") as scratch:
+        artifacts = write_model_package(checkpoint_dir, store, Path(scratch) / "package")
+        metadata = {"label_ids": list(store.label_ids), "checkpoint": str(Path(checkpoint_dir).resolve())}
+        active = mlflow.active_run()
+        reopen = active is None or active.info.run_id != run_id
+        if reopen:
+            mlflow.start_run(run_id=run_id, log_system_metrics=False)
+        try:
+            with warnings.catch_warnings():
+                # No input example on purpose: MLflow would load and run the model to check it.
+                warnings.filterwarnings("ignore", message=".*An input example was not provided")
+                info = mlflow.pyfunc.log_model(
+                    name=MODEL_NAME, python_model=str(Path(serving.__file__)),
+                    artifacts={key: str(path) for key, path in artifacts.items()},
+                    signature=serving.pyfunc_signature(), pip_requirements=_pip_requirements(), metadata=metadata,
+                )
+        finally:
+            if reopen:
+                mlflow.end_run()
+    return LoggedModel(model_uri=info.model_uri, run_uri=f"runs:/{run_id}/{MODEL_NAME}")
+
+
+@dataclass(frozen=True)
+class Registration:
+    name: str
+    version: str
+    candidate_fmax: float | None
+    champion_version: str | None  # who holds `champion` after registration
+    promoted: bool
+
+
+def _run_metric(client: MlflowClient, run_id: str | None, key: str) -> float | None:
+    if run_id is None:
+        return None
+    value = client.get_run(run_id).data.metrics.get(key)
+    return value if value is not None and math.isfinite(value) else None
+
+
+def register_model(tracking_uri: str, model: LoggedModel, name: str, run_id: str) -> Registration:
+    """Register `model` under `name` with alias `candidate`; move `champion` by the module's policy."""
+    client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    registered = mlflow.register_model(model.model_uri, name)
+    version_id = str(registered.version)
+    client.set_registered_model_alias(name, CANDIDATE_ALIAS, version_id)
+    candidate = _run_metric(client, run_id, SELECTION_METRIC)
+    try:
+        champion = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
+    except MlflowException:
+        champion = None
+    if champion is None:
+        promoted = candidate is not None
+    else:
+        current = _run_metric(client, champion.run_id, SELECTION_METRIC)
+        promoted = candidate is not None and current is not None and candidate > current
+    if promoted:
+        client.set_registered_model_alias(name, CHAMPION_ALIAS, version_id)
+    holder = version_id if promoted else (str(champion.version) if champion is not None else None)
+    return Registration(name, version_id, candidate, holder, promoted)
+
+
+def metric_history(tracking_uri: str, run_id: str, keys: list[str]) -> list[dict[str, float]]:
+    """[{"step": s, key: value, ...}] by step, for the `keys` logged in run `run_id` (names as logged)."""
+    client = MlflowClient(tracking_uri)
+    by_step: dict[int, dict[str, float]] = {}
+    for key in keys:
+        for metric in client.get_metric_history(run_id, key):
+            by_step.setdefault(metric.step, {"step": float(metric.step)})[key] = metric.value
+    return [by_step[step] for step in sorted(by_step)]
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    tracking_uri: str
+    run_id: str
+    model: LoggedModel
+    registration: Registration
+    report: TrainingReport
+
+    def summary_lines(self) -> list[str]:
+        """What to print at the end of training: the run, the registered version, the UI command."""
+        r = self.registration
+        return [
+            f"MLflow run {self.run_id} in {self.tracking_uri}; model {self.model.run_uri}",
+            f"registered {r.name} version {r.version} as @{CANDIDATE_ALIAS}; @{CHAMPION_ALIAS} is version "
+            f"{r.champion_version}" + (" (promoted)" if r.promoted else ""),
+            f"use it: gp predict --model models:/{r.name}@{CANDIDATE_ALIAS} --fasta genes.fasta --out predictions.tsv",
+            f"look at it: mlflow ui --backend-store-uri {self.tracking_uri} --host 127.0.0.1",
+        ]
+
+
+def finish_training_run(tracking: TrackingConfig, run_id: str, checkpoint_dir: Path, store_path: Path,
+                        report_dir: Path, *, baselines: tuple[str, ...] = ("naive",)) -> FinishedRun:
+    """After training, on the driver: write the report and plots of the final checkpoint (report.py),
+    log them under `report/` of run `run_id`, log the pyfunc model, and register it under
+    `tracking.registered_model_name` (alias policy in the module docstring)."""
+    # Imported here: report pulls in matplotlib, which training workers never need.
+    from gp_distributed.report import DEFAULT_CURVE_KEYS, write_training_report
+
+    uri = resolve_tracking_uri(tracking.tracking_uri, Path.cwd())
+    history = metric_history(uri, run_id, [metric_key(key) for key in DEFAULT_CURVE_KEYS])
+    report = write_training_report(checkpoint_dir, store_path, report_dir, history=history, baselines=baselines)
+    tracker = MlflowTracker.attach(uri, run_id)
+    for path in report.files:
+        tracker.log_artifact(path, "report")
+    for name, results in report.results.items():
+        if name != "genepheno":
+            tracker.log_metrics({f"baseline/{name}/{subset}/{metric}": value for subset, row in results.items()
+                                 for metric, value in row.items()}, step=0)
+    model = log_model(uri, run_id, checkpoint_dir, open_store(store_path))
+    registration = register_model(uri, model, tracking.registered_model_name, run_id)
+    return FinishedRun(uri, run_id, model, registration, report)
+
+
+def load_pyfunc_predictor(model_uri: str, tracking_uri: str, backbone_path: Path | None = None) -> Any:
+    """The `model_package.Predictor` inside a logged pyfunc model (`models:/NAME@ALIAS`,
+    `models:/NAME/VERSION`, `runs:/ID/model` or a local MLflow model directory)."""
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    model_config = {"backbone_path": str(backbone_path)} if backbone_path is not None else None
+    try:
+        loaded = mlflow.pyfunc.load_model(model_uri, model_config=model_config)
+    except MlflowException as error:
+        raise InputError(model_uri, f"cannot load the model from {tracking_uri}: {error.message}") from None
+    return loaded.unwrap_python_model().predictor
