@@ -1,6 +1,7 @@
 """Shared test setup: CPU DeepSpeed, Ray token auth, where the real bundle and demo data live."""
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,9 @@ os.environ.setdefault("DS_ACCELERATOR", "cpu")
 os.environ.setdefault("RAY_AUTH_MODE", "token")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # keeps a local Ray on 127.0.0.1 (launcher.py)
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# A test that forgets to set a tracking URI must never write into the checkout's ./mlflow.db.
+os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tempfile.mkdtemp(prefix='gp-mlflow-')}/mlflow.db"
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_DIR = REPO_ROOT / "data" / "demo"

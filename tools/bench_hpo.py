@@ -38,9 +38,11 @@ def _training_overrides(args: argparse.Namespace, run_name: str) -> list[str]:
     demo = load_config(REPO / "configs" / "demo.yaml")
     return [
         f"train.storage_path={args.out / 'runs'}", f"train.run_name={run_name}", f"train.max_steps={args.steps}",
+        "tracking.enabled=false",  # a benchmark, not a run to register
         f"train.eval_every={args.steps}", f"train.ckpt_every={args.steps}", f"scaling.num_workers={args.workers}",
         f"train.micro_batch_size={demo.train.micro_batch_size}", f"train.learning_rate={demo.train.learning_rate}",
-        f"train.warmup_steps={demo.train.warmup_steps}", f"data.max_seq_len_tokens={demo.data.max_seq_len_tokens}",
+        f"train.warmup_steps={demo.train.warmup_steps}",
+        f"data.max_seq_len_tokens={args.max_seq_len_tokens or demo.data.max_seq_len_tokens}",
     ]
 
 
@@ -49,7 +51,7 @@ def run(args: argparse.Namespace) -> dict[str, dict]:
     ensure_store(base)
     store = base.data.store
     results: dict[str, dict] = {}
-    for name in BASELINE_NAMES:
+    for name in () if args.skip_baselines else BASELINE_NAMES:
         started = time.perf_counter()
         results[f"baseline {name}"] = evaluate_baseline(name, store, "test")
         print(f"baseline {name}: {time.perf_counter() - started:.0f} s", flush=True)
@@ -78,6 +80,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     parser.add_argument("--out", type=Path, default=Path("build/bench_hpo"))
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--workers", type=int, default=0, help="0: in-process DeepSpeed, world size 1")
+    parser.add_argument("--max-seq-len-tokens", type=int, help="window length (default: the demo config's)")
+    parser.add_argument("--skip-baselines", action="store_true", help="train and score the models only")
     args = parser.parse_args(argv)
     args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ def test_demo_model_beats_the_naive_baseline(demo_store: Path, tmp_path: Path) -
     # The demo experiment as shipped, in-process (world size 1) instead of 2 Ray workers.
     config = load_config(REPO / "configs" / "demo.yaml", [
         f"data.store={demo_store}", f"train.storage_path={tmp_path}", "scaling.num_workers=0",
-        "train.eval_every=300", "train.ckpt_every=300",
+        "train.eval_every=300", "train.ckpt_every=300", "tracking.enabled=false",
     ])
     result = run_training(config)
     naive = evaluate_baseline("naive", demo_store, "valid")
