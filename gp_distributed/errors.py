@@ -31,6 +31,9 @@ class InputError(GpError):
                 where += f":{column}"
         super().__init__(f"{where}: {message}")
 
+    def __reduce__(self):  # a Ray worker's error crosses to the driver pickled: keep every argument
+        return type(self), (self.path, self.message, self.line, self.column)
+
 
 class ConfigError(GpError):
     """A problem in the configuration, located by its source and dotted key path."""
@@ -38,4 +41,8 @@ class ConfigError(GpError):
     def __init__(self, source: str, key_path: str, message: str):
         self.source = source
         self.key_path = key_path
+        self.message = message
         super().__init__(f"{source}: {key_path}: {message}" if key_path else f"{source}: {message}")
+
+    def __reduce__(self):
+        return type(self), (self.source, self.key_path, self.message)

@@ -2,7 +2,7 @@
 
 No timing is asserted (benchmarks on a shared machine); the counts behind each rate and the ratios'
 arithmetic are. bench_stream takes ~30 s here (DeepSpeed init twice, a 40-gene synthetic DNA ingest);
-the full-stack bench_training run starts a private Ray and two 2-worker jobs (~80 s on the loaded VM).
+the full-stack bench_training run starts a private Ray and three 2-worker jobs (~2 min on the loaded VM).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import pytest
 
 TOOLS = Path(__file__).resolve().parents[2] / "tools"
 NUMBER = r"(\d+\.\d+)"
-TINY = ["train.micro_batch_size=2", "data.max_seq_len_tokens=64", "data.shuffle_buffer_genes=16", "model.mlp_hidden_dim=32"]
+TINY = ["train.micro_batch_size=2", "data.max_seq_len_tokens=64", "data.shuffle_buffer_genes=16",
+        "model.mlp_hidden_dim=32"]
 
 
 def _load(name: str) -> ModuleType:
@@ -105,26 +106,38 @@ def test_plain_loop_times_only_the_steps_after_the_skipped_ones(
 def test_bench_training_refuses_bad_step_counts(bench_training: ModuleType) -> None:
     with pytest.raises(SystemExit):
         bench_training.main(["--steps", "5", "--skip-steps", "5"])
+    with pytest.raises(SystemExit):
+        bench_training.main(["--plain-steps", "10", "--skip-steps", "10"])
 
 
 @pytest.mark.integration
-def test_bench_training_reports_the_full_stack_ratio(bench_training: ModuleType, demo_store: Path, tmp_path: Path) -> None:
+def test_bench_training_reports_the_full_stack_ratios(
+    bench_training: ModuleType, demo_store: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "training.json"
-    argv = ["--store", str(demo_store), "--steps", "3", "--skip-steps", "1", "--json", str(out), *TINY]
+    argv = ["--store", str(demo_store), "--steps", "3", "--skip-steps", "1", "--repeats", "1", "--plain-steps", "3",
+            "--json", str(out), *TINY]
     result, printed = _run(bench_training, argv)
     assert json.loads(out.read_text()) == json.loads(json.dumps(result))
     stack = result["full_stack"]
     # 2 timed steps x 2 workers x micro-batch 2; the long run ended at step 3.
     assert (stack["steps"], stack["genes"], stack["final_step"]) == (2, 8, 3)
-    assert stack["wall_s"] == pytest.approx(stack["long_run_s"] - stack["short_run_s"])
-    for run in (stack["short_run_cpu_s"], stack["long_run_cpu_s"]):
+    assert stack["wall_s"] == pytest.approx(stack["long_runs_s"][0] - stack["short_runs_s"][0])
+    for run in (*stack["short_runs_cpu_s"], *stack["long_runs_cpu_s"]):
         assert run["train workers"] > 0 and run["other Ray processes"] > 0 and run["driver"] > 0
     # Plain loops: 2 threads, 1 thread | stack | 1 thread, 2 threads; 2 timed steps of 2 genes each.
     assert [run["genes"] for side in ("before", "after") for run in result["plain_runs"][side]] == [4, 4, 4, 4]
-    assert result["plain_threads"]["genes"] == result["plain_one_thread"]["genes"] == 8
-    assert result["ratio"] == pytest.approx(stack["genes_per_s"] / result["plain_threads"]["genes_per_s"])
-    assert result["ratio_per_core"] == pytest.approx(stack["genes_per_s"] / (2 * result["plain_one_thread"]["genes_per_s"]))
-    ratio = re.search(r"full stack / plain loop \(2 threads\): (-?\d+\.\d+); goal >= 0.95: (met|NOT met)", printed)
-    assert ratio is not None and float(ratio.group(1)) == pytest.approx(result["ratio"], abs=0.0006)
-    per_core = re.search(r"full stack / \(2 x plain loop, 1 thread\): (-?\d+\.\d+)", printed)
-    assert per_core is not None and float(per_core.group(1)) == pytest.approx(result["ratio_per_core"], abs=0.0006)
+    plain_threads, plain_one = result["plain_threads"], result["plain_one_thread"]
+    assert plain_threads["genes"] == plain_one["genes"] == 8
+    assert result["ratio"] == pytest.approx(stack["genes_per_s"] / plain_threads["genes_per_s"])
+    assert result["ratio_per_core"] == pytest.approx(stack["genes_per_s"] / (2 * plain_one["genes_per_s"]))
+    stack_cpu, plain_cpu = sum(stack["cpu_s"].values()), plain_one["cpu_s"]["this process"]
+    assert result["cpu_ratio"] == pytest.approx((8 / stack_cpu) / (8 / plain_cpu))
+    patterns = {
+        "ratio": r"full stack / plain loop \(2 threads\): (-?\d+\.\d+); goal >= 0.95: (?:met|NOT met)",
+        "ratio_per_core": r"full stack / \(2 x plain loop, 1 thread\): (-?\d+\.\d+)",
+        "cpu_ratio": r"genes per CPU second: (-?\d+\.\d+)",
+    }
+    for key, pattern in patterns.items():
+        found = re.search(pattern, printed)
+        assert found is not None and float(found.group(1)) == pytest.approx(result[key], abs=0.0006), key
