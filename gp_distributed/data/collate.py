@@ -39,13 +39,15 @@ class Batch:
 
 
 def _multi_hot(index_lists: Sequence[np.ndarray], width: int, what: str) -> torch.Tensor:
-    targets = torch.zeros(len(index_lists), width, dtype=torch.float32)
-    for row, indices in enumerate(index_lists):
-        indices = np.asarray(indices, dtype=np.int64)
-        if indices.size and (indices.min() < 0 or indices.max() >= width):
-            raise ValueError(f"{what} index out of range [0, {width}) in batch row {row}")
-        targets[row, torch.from_numpy(indices)] = 1.0
-    return targets
+    """(len(index_lists), width) float32 rows with ones at each row's indices (one scatter per batch)."""
+    lengths = [len(indices) for indices in index_lists]
+    columns = np.concatenate([np.asarray(i, dtype=np.int64) for i in index_lists]) if sum(lengths) else np.zeros(0, np.int64)
+    if columns.size and (columns.min() < 0 or columns.max() >= width):
+        row = int(np.repeat(np.arange(len(lengths)), lengths)[(columns < 0) | (columns >= width)][0])
+        raise ValueError(f"{what} index out of range [0, {width}) in batch row {row}")
+    targets = np.zeros((len(index_lists), width), dtype=np.float32)
+    targets[np.repeat(np.arange(len(lengths)), lengths), columns] = 1.0
+    return torch.from_numpy(targets)
 
 
 def collate(

@@ -70,13 +70,19 @@ class TrainStream:
         self._shard_cursor = 0  # position in this epoch's shard list
         self._buffer: list[GeneRecord] = []
         self._rng = np.random.default_rng([seed, rank, 0xB0F])
+        self._order: list[int] = []
+        self._order_epoch = -1  # the epoch `_order` belongs to
 
     @property
     def epoch(self) -> int:
         return self._epoch
 
     def _epoch_shards(self) -> list[int]:
-        return assign_shards(len(self._shards), self._rank, self._world_size, self._epoch, self._seed)
+        """This epoch's shard order, computed once per epoch (a pure function of the stream's identity)."""
+        if self._order_epoch != self._epoch:
+            self._order = assign_shards(len(self._shards), self._rank, self._world_size, self._epoch, self._seed)
+            self._order_epoch = self._epoch
+        return self._order
 
     def _refill(self) -> None:
         """Read whole shards into the buffer until it is full; roll over to the next epoch as needed."""
