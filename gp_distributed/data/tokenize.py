@@ -131,6 +131,57 @@ def tokenizer_for(model_config: ModelConfig, alphabet: Alphabet, kmer_size: int)
     return tokenizer
 
 
+@dataclass(frozen=True)
+class ResidueTable:
+    """A per-residue vocabulary as arrays: byte -> token id (-1: not a single-residue token), and the
+    special tokens the tokenizer puts before and after a sequence."""
+
+    ids_by_byte: np.ndarray  # (256,) int64
+    prefix: np.ndarray
+    suffix: np.ndarray
+
+
+def residue_table_for(tokenizer: PreTrainedTokenizerBase) -> ResidueTable | None:
+    """The lookup table of a tokenizer that maps every uppercase letter to exactly one token, in context
+    as alone (ESM-style protein vocabularies); None otherwise (k-mer vocabularies group letters).
+
+    Tokenising a whole gene through the Hugging Face wrapper to keep one window costs ~0.5 ms a gene and
+    dominated the training stream (docs/benchmarks.md); a table lookup gives the same ids.
+    """
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    probe = letters + letters[::-1] + "AAAAAAAAAAAA"
+    in_context = tokenizer(probe, add_special_tokens=False)["input_ids"]
+    if len(in_context) != len(probe):
+        return None
+    table = np.full(256, -1, dtype=np.int64)
+    for letter, token_id in zip(probe, in_context):
+        table[ord(letter)] = token_id
+    unk = tokenizer.unk_token_id
+    if unk is not None:
+        table[table == unk] = -1  # letters the vocabulary lacks: leave them to the tokenizer
+    if table[ord("A")] < 0:
+        return None
+    specials = np.asarray(tokenizer("", add_special_tokens=True)["input_ids"], dtype=np.int64)
+    n_prefix = list(tokenizer("A", add_special_tokens=True)["input_ids"]).index(int(table[ord("A")]))
+    return ResidueTable(table, specials[:n_prefix], specials[n_prefix:])
+
+
+def _tokenize(raw: bytes, tokenizer: PreTrainedTokenizerBase,
+              table: ResidueTable | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(prefix specials, body ids, suffix specials) of one sequence."""
+    if table is not None:
+        body = table.ids_by_byte[np.frombuffer(raw, dtype=np.uint8)]
+        if not (body < 0).any():
+            return table.prefix, body, table.suffix
+    encoded = tokenizer(raw.decode("ascii"), add_special_tokens=True, return_special_tokens_mask=True)
+    ids = np.asarray(encoded["input_ids"], dtype=np.int64)
+    is_special = np.asarray(encoded["special_tokens_mask"], dtype=bool)
+    # The specials the tokenizer adds sit at both ends; everything between them is the body.
+    n_prefix = int(np.argmin(is_special)) if not is_special.all() else len(ids)
+    n_suffix = int(np.argmin(is_special[::-1])) if not is_special.all() else 0
+    return ids[:n_prefix], ids[n_prefix : len(ids) - n_suffix], ids[len(ids) - n_suffix :]
+
+
 def _window_starts(
     n_tokens: int, capacity: int, strategy: WindowStrategy, max_windows: int, rng: np.random.Generator
 ) -> list[int]:
@@ -157,6 +208,7 @@ def encode_windows(
     strategy: WindowStrategy,
     max_windows: int,
     rng: np.random.Generator,
+    residue_table: ResidueTable | None = None,
 ) -> list[np.ndarray]:
     """One gene's sequence -> token-id windows, each (T_w,) int64 incl. special tokens, T_w <= max_seq_len_tokens.
 
@@ -167,16 +219,11 @@ def encode_windows(
     - "random": one window at a uniformly drawn token offset (`rng`), the whole body if it fits;
     - "all": consecutive windows covering the body; if that takes more than `max_windows`, then
       `max_windows` full windows at evenly spaced offsets from the start to the end instead.
-    Always at least one window (an empty sequence gives the special tokens alone).
+    Always at least one window (an empty sequence gives the special tokens alone). `residue_table`
+    (from `residue_table_for`, per-residue vocabularies only) gives the same ids without the tokenizer.
     """
-    text = (sequence.tobytes() if isinstance(sequence, np.ndarray) else sequence).decode("ascii")
-    encoded = tokenizer(text, add_special_tokens=True, return_special_tokens_mask=True)
-    ids = np.asarray(encoded["input_ids"], dtype=np.int64)
-    is_special = np.asarray(encoded["special_tokens_mask"], dtype=bool)
-    # The specials the tokenizer adds sit at both ends; everything between them is the body.
-    n_prefix = int(np.argmin(is_special)) if not is_special.all() else len(ids)
-    n_suffix = int(np.argmin(is_special[::-1])) if not is_special.all() else 0
-    prefix, body, suffix = ids[:n_prefix], ids[n_prefix : len(ids) - n_suffix], ids[len(ids) - n_suffix :]
+    raw = sequence.tobytes() if isinstance(sequence, np.ndarray) else bytes(sequence)
+    prefix, body, suffix = _tokenize(raw, tokenizer, residue_table)
     capacity = max_seq_len_tokens - len(prefix) - len(suffix)
     if capacity < 1:
         n_special = len(prefix) + len(suffix)
@@ -198,13 +245,16 @@ class GeneWindower:
     max_seq_len_tokens: int
     strategy: WindowStrategy
     max_windows: int
+    residue_table: ResidueTable | None = None
 
     @classmethod
     def from_config(cls, tokenizer: PreTrainedTokenizerBase, data_config: DataConfig) -> GeneWindower:
         config = data_config
-        return cls(tokenizer, config.max_seq_len_tokens, config.window_strategy, config.max_windows_per_gene)
+        return cls(tokenizer, config.max_seq_len_tokens, config.window_strategy, config.max_windows_per_gene,
+                   residue_table_for(tokenizer))
 
     def __call__(self, sequence: bytes | np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
         return encode_windows(
-            sequence, self.tokenizer, self.max_seq_len_tokens, self.strategy, self.max_windows, rng
+            sequence, self.tokenizer, self.max_seq_len_tokens, self.strategy, self.max_windows, rng,
+            self.residue_table,
         )

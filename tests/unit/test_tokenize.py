@@ -161,3 +161,24 @@ def test_collate_pads_and_indexes_windows() -> None:
     assert truncated.go_ids.tolist() == [[1], [0]]
     with pytest.raises(ValueError, match="label index out of range"):
         collate(examples, pad_token_id=1, n_concepts=3, n_labels=2)
+
+
+def test_residue_table_gives_exactly_the_tokenizer_ids() -> None:
+    """The per-residue fast path (numpy lookup) is an optimisation, never a different tokenisation."""
+    from gp_distributed.data.tokenize import residue_table_for
+
+    protein = build_tokenizer("protein")
+    table = residue_table_for(protein)
+    assert table is not None and residue_table_for(build_tokenizer("dna", 6)) is None  # k-mers group letters
+    rng = np.random.default_rng(0)
+    letters = np.frombuffer(b"ACDEFGHIKLMNPQRSTVWYXUOBZ", dtype=np.uint8)
+    for length in [0, 1, 5, 300, 2000]:
+        sequence = rng.choice(letters, size=length).tobytes()
+        for strategy in ("first", "random", "all"):
+            fast = encode_windows(sequence, protein, 64, strategy, 4, np.random.default_rng(1), table)
+            slow = encode_windows(sequence, protein, 64, strategy, 4, np.random.default_rng(1))
+            assert [w.tolist() for w in fast] == [w.tolist() for w in slow], (length, strategy)
+    # A letter outside the vocabulary falls back to the tokenizer (its <unk>), with the same result.
+    odd = b"ACJJDE"
+    assert [w.tolist() for w in encode_windows(odd, protein, 64, "first", 1, np.random.default_rng(0), table)] == \
+        [w.tolist() for w in encode_windows(odd, protein, 64, "first", 1, np.random.default_rng(0))]
