@@ -64,13 +64,19 @@ def predict_genes(trained: TrainedModel, store: GeneStore, gene_indices: np.ndar
     return np.concatenate(scores) if scores else np.zeros((0, len(store.label_ids)), np.float32)
 
 
-def score_split(store: GeneStore, split: str, scores: np.ndarray) -> dict[str, Any]:
-    """The per-bin metrics of `scores` against `split`'s labels (IC from the training split)."""
+def score_genes(store: GeneStore, gene_indices: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+    """The per-bin metrics of `scores` (rows = `gene_indices`) against the store's labels; information
+    content from the training split. The one scoring path of training-time evaluation and `gp evaluate`."""
     train_labels = store.multi_hot("labels", store.split_indices("train"))
     return evaluate_by_bin(
-        store.multi_hot("labels", store.split_indices(split)), scores, store.label_bins, store.bin_labels,
+        store.multi_hot("labels", gene_indices), scores, store.label_bins, store.bin_labels,
         information_content=information_content(train_labels, store.label_parents), parents=store.label_parents,
     )
+
+
+def score_split(store: GeneStore, split: str, scores: np.ndarray) -> dict[str, Any]:
+    """`score_genes` for every gene of `split`, in store order."""
+    return score_genes(store, store.split_indices(split), scores)
 
 
 def evaluate_checkpoint(checkpoint_dir: Path, store_path: Path, split: str, *, show_progress: bool = True) -> dict[str, Any]:

@@ -27,8 +27,8 @@ from gp_distributed.data.stream import Example, TrainStream, eval_examples
 from gp_distributed.data.tokenize import GeneWindower, tokenizer_for
 from gp_distributed.distributed import WorkerContext, all_reduce_mean, gather_to_rank0, init_single_process_group
 from gp_distributed.engine import build_engine, convert_to_universal, current_learning_rate, load_engine, save_engine
+from gp_distributed.evaluation import score_genes
 from gp_distributed.losses import genepheno_loss
-from gp_distributed.metrics import evaluate_by_bin, information_content
 from gp_distributed.model.genepheno import GenePhenoModel
 from gp_distributed.reporting import LocalReporter, RayReporter, Reporter, ray_worker_context
 from gp_distributed.tracking import Tracker, log_run_inputs, start_tracker
@@ -178,12 +178,7 @@ def evaluate(state: TrainState, split: str) -> dict[str, Any] | None:
     if predicted is None:
         return None
     gene_indices, scores = predicted
-    store = state.store
-    train_labels = store.multi_hot("labels", store.split_indices("train"))
-    return evaluate_by_bin(
-        store.multi_hot("labels", gene_indices), scores, store.label_bins, store.bin_labels,
-        information_content=information_content(train_labels, store.label_parents), parents=store.label_parents,
-    )
+    return score_genes(state.store, gene_indices, scores)
 
 
 def save_checkpoint(state: TrainState, directory: Path) -> None:
