@@ -260,7 +260,8 @@ def _read_stanzas(
             continue
         term_id = str(frame.id)
         if term_id in stanzas.names:
-            raise InputError(path, f"duplicate [Term] id {term_id}", lines.line(term_id, occurrence=-1))
+            # raised at the id's second stanza, the first one that is wrong
+            raise InputError(path, f"duplicate [Term] id {term_id}", lines.line(term_id, occurrence=1))
         stanzas.names[term_id] = term_id  # a stanza without `name:` is named by its id
         term_edges = edges[term_id] = []
         for clause in frame:
@@ -269,8 +270,8 @@ def _read_stanzas(
                 term_edges.append(("is_a", str(clause.term)))
             elif kind is RelationshipClause:
                 term_edges.append((str(clause.typedef), str(clause.term)))
-            elif kind is NameClause:
-                stanzas.names[term_id] = clause.name
+            elif kind is NameClause:  # fastobo keeps the blanks before a `! comment` or the line end
+                stanzas.names[term_id] = clause.name.strip()
             elif kind is AltIdClause:
                 stanzas.alternatives[str(clause.alt_id)] = term_id
             elif kind is IsObsoleteClause and clause.obsolete:
@@ -310,7 +311,7 @@ class _TermLines:
     Only built when an error needs a location, so successful loads never pay for it.
     """
 
-    _PATTERN = re.compile(r"^\[(\w+)\]|^id:[ \t]*(\S+)", re.MULTILINE)
+    _PATTERN = re.compile(r"^[ \t]*\[(\w+)\]|^[ \t]*id:[ \t]*(\S+)", re.MULTILINE)  # fastobo allows indenting
 
     def __init__(self, text: str):
         self._text = text
@@ -329,7 +330,7 @@ class _TermLines:
                 elif in_term:
                     self._index.setdefault(match.group(2), []).append(line)
         found = self._index.get(term_id)
-        return found[occurrence] if found else None
+        return found[occurrence] if found and -len(found) <= occurrence < len(found) else None
 
     def clause_line(self, term_id: str, relation: str, parent: str) -> int | None:
         """Line of the `is_a:` / `relationship:` clause naming `parent` in the term's stanza."""
@@ -337,9 +338,9 @@ class _TermLines:
         if start is None:
             return None
         tag = "is_a:" if relation == "is_a" else rf"relationship:[ \t]+{re.escape(relation)}"
-        clause = re.compile(rf"{tag}[ \t]+{re.escape(parent)}(?=[\s!{{]|$)")
+        clause = re.compile(rf"[ \t]*{tag}[ \t]+{re.escape(parent)}(?=[\s!{{]|$)")
         for offset, text_line in enumerate(self._text.split("\n")[start:]):
-            if text_line.startswith("["):
+            if text_line.lstrip().startswith("["):
                 break
             if clause.match(text_line):
                 return start + offset + 1

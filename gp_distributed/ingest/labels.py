@@ -136,6 +136,8 @@ def _read_hpo(out: _Collected) -> None:
             fields = text.split("\t", last_needed + 1)
             gene_id, term_id = fields[gene_col], fields[term_col]
             if term_id not in valid_terms:
+                if text.isspace():  # a blank line with the header's tab count (never a valid term)
+                    continue
                 out.check_term(term_id, line_number)
             if not gene_id:
                 raise _empty_gene(path, line_number)

@@ -1,7 +1,8 @@
 """Streaming line reader shared by every ingest reader: plain or gzip input, errors as `InputError`.
 
 Compression is detected from the content (gzip magic bytes), not the file name, and multi-member
-gzip (bgzip) is read whole. Lines are numbered from 1, returned without their line end (`\\n` or
+gzip (bgzip) is read whole. A UTF-8 byte order mark at the start (Windows editors and Excel write one)
+is not text and is dropped. Lines are numbered from 1, returned without their line end (`\\n` or
 `\\r\\n`); every line is returned, blank ones included, so numbers always match the file. Any failure
 to read (missing file, truncated or corrupt gzip, text that is not UTF-8) raises `InputError` naming
 the file and, where one exists, the first line that could not be read.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +20,7 @@ from pathlib import Path
 from gp_distributed.errors import InputError
 
 _GZIP_MAGIC = b"\x1f\x8b"
+_UTF8_BOM = b"\xef\xbb\xbf"
 # read1() returns what one decompression step produced, so everything decompressed before a
 # truncation point reaches the caller and the reported line is the first incomplete one.
 _READ_BYTES = 1 << 20
@@ -41,7 +44,8 @@ def iter_line_blocks(path: str | Path) -> Iterator[tuple[int, bytes]]:
     try:
         with open(path, "rb") as raw, _decompressed(raw) as stream:
             pending: list[bytes | memoryview] = []  # the start of a line that continues in the next read
-            while chunk := stream.read1(_READ_BYTES):
+            head = stream.read(len(_UTF8_BOM)).removeprefix(_UTF8_BOM)  # read() fills it across gzip members
+            for chunk in itertools.chain([head], iter(lambda: stream.read1(_READ_BYTES), b"")):
                 cut = chunk.rfind(b"\n")
                 if cut < 0:
                     pending.append(chunk)
