@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gp_distributed.config import GPConfig, load_config
-from gp_distributed.errors import ConfigError, GpError
+from gp_distributed.errors import ConfigError, GpError, InputError
 
 _OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*=")
 
@@ -22,6 +22,18 @@ _INGEST_FLAGS = (
     "fasta", "id_map", "labels", "labels_format", "ontology", "go", "go_format", "go_ontology",
     "exclusive_pairs", "alphabet", "min_genes", "out", "strict", "overwrite",
 )
+
+
+def _check_output(flag: str, path: Path | None, *, directory: bool = False) -> None:
+    """Refuse, before any work, an output path that cannot be created as a file (or a directory)."""
+    if path is None:
+        return
+    if path.exists() and path.is_dir() != directory:
+        raise InputError(path, f"{flag} must name a {'directory' if directory else 'file'}, this is a "
+                               f"{'file' if directory else 'directory'}")
+    blocking = next((parent for parent in path.parents if parent.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise InputError(blocking, f"{flag} {path}: a parent is a file, not a directory")
 
 
 def _config_from_args(args: argparse.Namespace, section: str, flag_names: Sequence[str]) -> GPConfig:
@@ -44,9 +56,17 @@ def _ingest(args: argparse.Namespace) -> int:
 
 def _inspect(args: argparse.Namespace) -> int:
     from gp_distributed.data.store import format_summary, open_store
+    from gp_distributed.ingest.splits import SPLIT_NAMES
 
     store = open_store(args.store)
-    print(f"{args.store}: schema {store.attrs['schema_version']}, alphabet {store.alphabet}, {store.n_genes} genes")
+    if not args.quick:
+        # Every residue chunk read once, shard by shard: its CRC32C is checked, and a corrupted chunk
+        # fails here (naming its shard file) rather than hours into training.
+        for split in SPLIT_NAMES:
+            for shard in store.shards(split):
+                store.read_block(shard.start, shard.stop)
+    print(f"{args.store}: schema {store.attrs['schema_version']}, alphabet {store.alphabet}, {store.n_genes} genes"
+          + ("" if args.quick else ", residue checksums verified"))
     for line in format_summary(store.summary()):
         print(line)
     return 0
@@ -89,6 +109,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         return _evaluate_new_data(args)
     if args.checkpoint is None or args.store is None:
         raise ConfigError("gp evaluate", "--checkpoint/--store", "both required (or --new-data with --model)")
+    _check_output("--report", args.report)
     results = evaluate_checkpoint(args.checkpoint, args.store, args.split, show_progress=not args.quiet)
     print(format_table(results))
     if args.report:
@@ -115,6 +136,8 @@ def _evaluate_new_data(args: argparse.Namespace) -> int:
     for flag in ("model", "labels", "labels_format", "ontology"):
         if getattr(args, flag) is None:
             raise ConfigError("gp evaluate --new-data", "--" + flag.replace("_", "-"), "required")
+    _check_output("--report", args.report)
+    _check_output("--plots-dir", args.plots_dir, directory=True)
     labels = LabelInputs(labels=args.labels, labels_format=args.labels_format, ontology=args.ontology)
     evaluation = run_new_data_evaluation(args.model, _gene_inputs(args), labels, store=args.store,
                                          tracking_uri=args.tracking_uri, report=args.report,
@@ -128,6 +151,8 @@ def _evaluate_new_data(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from gp_distributed.predict import format_unknown, run_predict
 
+    _check_output("--out", args.out)
+    _check_output("--cafa", args.cafa)
     summary = run_predict(args.model, _gene_inputs(args), args.out, cafa=args.cafa, store=args.store,
                           tracking_uri=args.tracking_uri, min_probability=args.min_probability,
                           batch_size=args.batch_size, show_progress=not args.quiet)
@@ -140,11 +165,13 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _explain(args: argparse.Namespace) -> int:
     from gp_distributed.explain import run_explain
-    from gp_distributed.tracking import MlflowTracker, resolve_tracking_uri
+    from gp_distributed.predict import existing_tracking_uri
+    from gp_distributed.tracking import MlflowTracker
 
+    _check_output("--out-dir", args.out_dir, directory=True)
     tracker = None
     if args.log_to_run:
-        tracker = MlflowTracker.attach(resolve_tracking_uri(args.tracking_uri, Path.cwd()), args.log_to_run)
+        tracker = MlflowTracker.attach(existing_tracking_uri(args.tracking_uri), args.log_to_run)
     result = run_explain(args.model, _gene_inputs(args), args.out_dir, store=args.store,
                          tracking_uri=args.tracking_uri, top_terms=args.top_terms, top_concepts=args.top_concepts,
                          min_probability=args.min_probability, tracker=tracker, show_progress=not args.quiet)
@@ -171,6 +198,7 @@ def _baseline(args: argparse.Namespace) -> int:
     from gp_distributed.evaluation import evaluate_baseline, write_report
     from gp_distributed.metrics import format_table
 
+    _check_output("--report", args.report)
     names = sorted(BASELINES) if args.name == "all" else [args.name]
     report = {}
     for name in names:
@@ -258,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     inspect = commands.add_parser("inspect", help="validate a gene store and print its summary")
     inspect.add_argument("store", type=Path)
+    inspect.add_argument("--quick", action="store_true", help="skip reading every residue chunk (checksums)")
     inspect.set_defaults(handler=_inspect)
     return parser
 
@@ -282,6 +311,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except GpError as error:
         print(f"gp {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # the system refused a read or write that no module turned into a GpError
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"gp {args.command}: error: {where}{error.strerror or error}", file=sys.stderr)
         return 2
 
 

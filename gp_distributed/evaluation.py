@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from gp_distributed import checkpoint as ckpt
 from gp_distributed.baselines import run_baseline
-from gp_distributed.config import GPConfig, config_from_tree
+from gp_distributed.config import GPConfig
 from gp_distributed.data.collate import collate
 from gp_distributed.data.store import GeneStore, open_store
 from gp_distributed.data.stream import eval_examples
@@ -34,14 +34,11 @@ class TrainedModel:
 def load_trained_model(checkpoint_dir: Path, store: GeneStore) -> TrainedModel:
     """Rebuild the model of a checkpoint: backbone from its pretrained source, trained weights from
     `trainable.safetensors`, config from `config.yaml`. The store must have the model's vocabularies."""
-    import yaml
-
+    from gp_distributed.model_package import read_checkpoint_config
     from gp_distributed.worker import build_model
 
     checkpoint_dir = Path(checkpoint_dir)
-    ckpt.read_meta(checkpoint_dir)
-    config_path = checkpoint_dir / "config.yaml"
-    config = config_from_tree(yaml.safe_load(config_path.read_text()), str(config_path))
+    config = read_checkpoint_config(checkpoint_dir)
     model, windower, pad_token_id = build_model(config, store)
     # A store with other vocabularies fails here, naming the weights file and the mismatching module.
     model.load_trainable_state_dict(ckpt.read_trainable(checkpoint_dir), str(checkpoint_dir / "trainable.safetensors"))

@@ -38,12 +38,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from tqdm import tqdm
 from transformers import AutoTokenizer
 
 from gp_distributed import checkpoint as ckpt
-from gp_distributed.config import GPConfig, config_from_tree
+from gp_distributed.config import GPConfig, load_config
 from gp_distributed.data.collate import collate
 from gp_distributed.data.store import GeneRecord, GeneStore, open_store
 from gp_distributed.data.stream import eval_examples
@@ -142,14 +141,12 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _read_config(checkpoint_dir: Path) -> GPConfig:
-    ckpt.read_meta(checkpoint_dir)  # refuses incomplete checkpoints and other format versions
-    path = Path(checkpoint_dir) / "config.yaml"
-    try:
-        tree = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise InputError(path, f"unreadable config: {error}") from None
-    return config_from_tree(tree, str(path))
+def read_checkpoint_config(checkpoint_dir: Path) -> GPConfig:
+    """The resolved config of a complete checkpoint. Refuses (one-line GpError) an incomplete checkpoint
+    or another format version (meta.json), and a missing, unparsable or invalid config.yaml, naming the
+    file and its line or key."""
+    ckpt.read_meta(checkpoint_dir)
+    return load_config(Path(checkpoint_dir) / "config.yaml")
 
 
 def backbone_pointer(config: GPConfig) -> dict[str, Any]:
@@ -164,7 +161,7 @@ def write_model_package(checkpoint_dir: Path, store: GeneStore, out: Path) -> di
     """Write the package of `checkpoint_dir` (vocabularies from `store`, the model's training store)
     into the new directory `out`; returns the artifact paths by key (ARTIFACT_KEYS)."""
     checkpoint_dir, out = Path(checkpoint_dir), Path(out)
-    config = _read_config(checkpoint_dir)
+    config = read_checkpoint_config(checkpoint_dir)
     artifacts = {key: out / name for key, name in _ARTIFACT_NAMES.items()}
     artifacts["checkpoint"].mkdir(parents=True)
     for name in _CHECKPOINT_FILES:
@@ -210,7 +207,7 @@ class Predictor:
     def from_artifacts(cls, artifacts: Mapping[str, str | Path], backbone_path: Path | None = None) -> Predictor:
         """Load a package from its artifact paths (by key; MLflow hands them to the pyfunc model)."""
         paths = {key: Path(artifacts[key]) for key in ARTIFACT_KEYS}
-        config = _read_config(paths["checkpoint"])
+        config = read_checkpoint_config(paths["checkpoint"])
         pointer = json.loads(paths["backbone"].read_text())
         config = _with_backbone(config, pointer, backbone_path, paths["backbone"])
         tokenizer = AutoTokenizer.from_pretrained(str(paths["tokenizer"]), local_files_only=True,
@@ -220,7 +217,7 @@ class Predictor:
     @classmethod
     def from_checkpoint(cls, checkpoint_dir: Path, store_path: Path | None = None) -> Predictor:
         """Load a checkpoint directory; vocabularies from `store_path`, else the store it trained on."""
-        config = _read_config(checkpoint_dir)
+        config = read_checkpoint_config(checkpoint_dir)
         store_path = store_path or config.data.store
         if store_path is None:
             raise InputError(checkpoint_dir, "config.yaml names no data.store: give the training store")

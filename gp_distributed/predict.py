@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from gp_distributed.cafa_format import write_cafa_predictions
-from gp_distributed.checkpoint import latest_complete_checkpoint
+from gp_distributed.checkpoint import ENGINE_DIR, latest_complete_checkpoint
 from gp_distributed.errors import InputError
 from gp_distributed.ingest.fasta import read_fasta
 from gp_distributed.ingest.go_annotations import GoFormat, read_go_annotations
@@ -35,6 +35,8 @@ from gp_distributed.model_package import InputGene, Predictions, Predictor, Voca
 from gp_distributed.ontology import load_ontology
 
 _MLFLOW_SCHEMES = ("models:/", "runs:/")
+# Files of the checkpoint contract (checkpoint.py) written before meta.json, which completes it.
+_CHECKPOINT_PARTS = (ENGINE_DIR, "worker_state", "trainable.safetensors", "config.yaml")
 _EXAMPLES = 5
 
 
@@ -69,22 +71,48 @@ class GeneInputs:
     go_taxon: int | None = None
 
 
+def existing_tracking_uri(tracking_uri: str | None) -> str:
+    """The absolute tracking URI (`tracking.resolve_tracking_uri`) to read from. InputError when it is a
+    SQLite database that does not exist: reading must not create an empty one (MLflow would, and say
+    so on stderr) only to report that the model is not in it."""
+    from gp_distributed.tracking import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri, Path.cwd())
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        raise InputError(uri, "no MLflow database here (pass --tracking-uri or set MLFLOW_TRACKING_URI)")
+    return uri
+
+
+def _checkpoint_of(path: Path) -> Path:
+    """The checkpoint directory `path` names: itself, or a run directory's latest complete checkpoint."""
+    if (path / "meta.json").is_file():
+        return path
+    if not path.is_dir():
+        raise InputError(path, "no such model directory (expected models:/NAME@ALIAS, runs:/RUN_ID/model, "
+                               "an MLflow model, a checkpoint or a run directory)")
+    if any((path / name).exists() for name in _CHECKPOINT_PARTS):
+        raise InputError(path, "incomplete checkpoint (no meta.json: its writing did not finish)")
+    checkpoint = latest_complete_checkpoint(path)
+    if checkpoint is None:
+        if any(path.glob("checkpoint_*")):
+            raise InputError(path, "run directory without a complete checkpoint (none of its checkpoint_* is whole)")
+        raise InputError(path, "not a models:/ or runs:/ URI, an MLflow model, a checkpoint or a run directory")
+    return checkpoint
+
+
 def load_predictor(model: str, *, store: Path | None = None, tracking_uri: str | None = None,
                    backbone_path: Path | None = None) -> Predictor:
     """The predictor of `model` (see the module docstring for the accepted forms)."""
     if model.startswith(_MLFLOW_SCHEMES):
-        from gp_distributed.tracking import load_pyfunc_predictor, resolve_tracking_uri
+        from gp_distributed.tracking import load_pyfunc_predictor
 
-        return load_pyfunc_predictor(model, resolve_tracking_uri(tracking_uri, Path.cwd()), backbone_path)
+        return load_pyfunc_predictor(model, existing_tracking_uri(tracking_uri), backbone_path)
     path = Path(model)
     if (path / "MLmodel").is_file():
         from gp_distributed.tracking import load_pyfunc_predictor, resolve_tracking_uri
 
         return load_pyfunc_predictor(str(path.resolve()), resolve_tracking_uri(tracking_uri, Path.cwd()), backbone_path)
-    checkpoint = path if (path / "meta.json").is_file() else latest_complete_checkpoint(path)
-    if checkpoint is None:
-        raise InputError(path, "not a models:/ or runs:/ URI, an MLflow model, a checkpoint or a run directory")
-    return Predictor.from_checkpoint(checkpoint, store)
+    return Predictor.from_checkpoint(_checkpoint_of(path), store)
 
 
 def _sequences(inputs: GeneInputs, alphabet: str, unknown: dict[str, Unknown]) -> list[tuple[str, bytes]]:
