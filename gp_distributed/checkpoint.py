@@ -10,8 +10,10 @@
     meta.json                                       rank 0, written last: step, world size, tracking run id, versions
 
 The frozen backbone is never saved: it comes back from its pretrained source (a preset's fixed seed
-or `backbone_path`). `meta.json` is written last, so a directory without it is incomplete and is never
-chosen for resume. Nothing here is unpickled: worker state is JSON, weights are safetensors or loaded
+or `backbone_path`). A checkpoint is complete when its `meta.json` (written atomically, last on rank 0)
+parses and every file the contract names for its step, world size and ZeRO stage exists; resume only
+ever picks complete ones (other ranks may still be writing when rank 0 finishes, and a crash can
+stop any rank half-way). Nothing here is unpickled: worker state is JSON, weights are safetensors or loaded
 by DeepSpeed.
 """
 
@@ -27,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from gp_distributed.errors import InputError
@@ -103,7 +106,7 @@ def read_trainable(directory: Path) -> dict[str, torch.Tensor]:
     path = Path(directory) / "trainable.safetensors"
     try:
         return load_file(str(path))
-    except (OSError, RuntimeError, ValueError) as error:
+    except (OSError, RuntimeError, ValueError, SafetensorError) as error:
         raise InputError(path, f"unreadable trainable weights: {error}") from None
 
 
@@ -124,7 +127,9 @@ def write_meta(directory: Path, meta: CheckpointMeta, config_yaml: str) -> None:
     """Rank 0, after every other file of the checkpoint is written (marks it complete)."""
     (Path(directory) / "config.yaml").write_text(config_yaml)
     payload = {**meta.__dict__, "libraries": library_versions()}
-    (Path(directory) / "meta.json").write_text(json.dumps(payload, indent=1, sort_keys=True))
+    staged = Path(directory) / ".meta.json.tmp"
+    staged.write_text(json.dumps(payload, indent=1, sort_keys=True))
+    staged.replace(Path(directory) / "meta.json")  # atomic: a reader sees no meta.json or a whole one
 
 
 def read_meta(directory: Path) -> CheckpointMeta:
@@ -135,17 +140,33 @@ def read_meta(directory: Path) -> CheckpointMeta:
         payload = json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise InputError(path, f"invalid JSON: {error}") from None
+    if not isinstance(payload, dict):
+        raise InputError(path, f"expected a JSON object, found {type(payload).__name__}")
     if payload.get("format_version") != CHECKPOINT_FORMAT_VERSION:
         raise InputError(path, f"checkpoint format {payload.get('format_version')!r}, expected {CHECKPOINT_FORMAT_VERSION}")
-    return CheckpointMeta(
-        step=int(payload["step"]),
-        world_size=int(payload["world_size"]),
-        zero_stage=int(payload["zero_stage"]),
-        tracking_run_id=payload.get("tracking_run_id"),
-    )
+    fields = {}
+    for key in ("step", "world_size", "zero_stage"):
+        value = payload.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise InputError(path, f"{key}: expected a non-negative integer, found {value!r}")
+        fields[key] = value
+    run_id = payload.get("tracking_run_id")
+    if run_id is not None and not (isinstance(run_id, str) and run_id.isalnum()):
+        raise InputError(path, f"tracking_run_id: expected an MLflow run id, found {run_id!r}")
+    return CheckpointMeta(**fields, tracking_run_id=run_id)
+
+
+def is_complete(directory: Path) -> bool:
+    """Whether `directory` holds a whole checkpoint: a readable meta.json and every contract file."""
+    try:
+        meta = read_meta(directory)
+    except InputError:
+        return False
+    expected = expected_files(meta.step, meta.world_size, meta.zero_stage)
+    return all((Path(directory) / name).is_file() for name in expected)
 
 
 def latest_complete_checkpoint(run_dir: Path) -> Path | None:
-    """The newest `checkpoint_*` directory under `run_dir` that has its meta.json."""
+    """The newest complete `checkpoint_*` directory under `run_dir` (see `is_complete`)."""
     candidates = sorted(Path(run_dir).glob("checkpoint_*"), reverse=True) if Path(run_dir).is_dir() else []
-    return next((c for c in candidates if (c / "meta.json").is_file()), None)
+    return next((c for c in candidates if is_complete(c)), None)

@@ -7,6 +7,8 @@ here and nowhere else.
 
 from __future__ import annotations
 
+import itertools
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +21,15 @@ from gp_distributed.errors import ConfigError
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Contradiction(ValueError):
+    """Raised by a validator about one key: `key` is its dotted path below the validated section, so the
+    one-line `ConfigError` names the exact key (`train.warmup_steps`), not only its section."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
 
 
 class SplitConfig(_Strict):
@@ -68,8 +79,8 @@ class IngestConfig(_Strict):
     @model_validator(mode="after")
     def _bins_increase(self) -> IngestConfig:
         edges = self.frequency_bin_edges
-        if not edges or any(b <= a for a, b in zip(edges, edges[1:])):
-            raise ValueError("frequency_bin_edges must be a non-empty increasing list")
+        if not edges or any(b <= a for a, b in itertools.pairwise(edges)):
+            raise _Contradiction("frequency_bin_edges", "must be a non-empty increasing list")
         return self
 
 
@@ -117,7 +128,8 @@ class ModelConfig(_Strict):
     @model_validator(mode="after")
     def _one_backbone_source(self) -> ModelConfig:
         if (self.backbone_preset is None) == (self.backbone_path is None):
-            raise ValueError("set exactly one of backbone_preset and backbone_path")
+            raise _Contradiction("backbone_path", "set exactly one of model.backbone_preset and model.backbone_path "
+                                 "(backbone_preset=null to use a path)")
         return self
 
 
@@ -151,7 +163,7 @@ class TrainConfig(_Strict):
     @model_validator(mode="after")
     def _warmup_fits(self) -> TrainConfig:
         if self.warmup_steps >= self.max_steps:
-            raise ValueError("warmup_steps must be < max_steps")
+            raise _Contradiction("warmup_steps", f"must be < train.max_steps ({self.max_steps})")
         return self
 
 
@@ -172,10 +184,13 @@ class TrackingConfig(_Strict):
 
 class FaultInjectionConfig(_Strict):
     """Fault drills for recovery tests: SIGKILL rank `kill_rank` right after optimizer step
-    `kill_at_step`. With `once_marker`, only when that file does not exist yet (it is then created), so
-    the retried worker group runs through."""
+    `kill_at_step` (`kill_during: step`), or while it writes that step's checkpoint, after its engine
+    shards and before the files that complete it (`kill_during: checkpoint`; `kill_at_step` must then
+    be a checkpoint step). With `once_marker`, only when that file does not exist yet (it is then
+    created), so the retried worker group runs through."""
 
     kill_at_step: int | None = Field(None, ge=1)
+    kill_during: Literal["step", "checkpoint"] = "step"
     kill_rank: int = Field(0, ge=0)
     once_marker: Path | None = None
 
@@ -193,7 +208,22 @@ class GPConfig(_Strict):
     @model_validator(mode="after")
     def _precision_matches_device(self) -> GPConfig:
         if self.train.precision == "bf16" and not self.scaling.use_gpu:
-            raise ValueError("train.precision=bf16 needs scaling.use_gpu=true (fp32 on CPU)")
+            raise _Contradiction("train.precision", "bf16 needs scaling.use_gpu=true (fp32 on CPU)")
+        return self
+
+    @model_validator(mode="after")
+    def _fault_can_fire(self) -> GPConfig:
+        """A fault drill that can never fire would pass while testing nothing."""
+        faults = self.faults
+        if faults.kill_at_step is None:
+            return self
+        world_size = max(self.scaling.num_workers, 1)  # 0 workers: one in-process rank
+        if faults.kill_rank >= world_size:
+            raise _Contradiction("faults.kill_rank", f"rank {faults.kill_rank} does not exist with "
+                                 f"scaling.num_workers={self.scaling.num_workers} (ranks 0..{world_size - 1})")
+        if faults.kill_at_step > self.train.max_steps:
+            raise _Contradiction("faults.kill_at_step", f"step {faults.kill_at_step} is after "
+                                 f"train.max_steps={self.train.max_steps}: the fault would never fire")
         return self
 
 
@@ -227,7 +257,26 @@ def parse_override(text: str) -> tuple[str, Any]:
     try:
         return key.strip(), yaml.safe_load(raw_value) if raw_value.strip() else None
     except yaml.YAMLError as error:
-        raise ConfigError("override", key, f"value is not valid YAML: {error}") from None
+        problem = getattr(error, "problem", None) or error
+        raise ConfigError("override", key.strip(), f"value {raw_value!r} is not valid YAML: {problem}") from None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a mapping key given twice (plain YAML keeps the last one silently)."""
+
+
+def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: set[str] = set()
+    for key_node, _ in node.value:
+        if isinstance(key_node, yaml.ScalarNode):
+            if key_node.value in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key_node.value!r}",
+                                                        key_node.start_mark)
+            seen.add(key_node.value)
+    return loader.construct_mapping(node, deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -236,7 +285,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except OSError as error:
         raise ConfigError(str(path), "", f"cannot read: {error.strerror}") from None
     try:
-        tree = yaml.safe_load(text)
+        tree = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: plain data only
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
@@ -254,11 +303,17 @@ def config_from_tree(tree: dict[str, Any], source: str) -> GPConfig:
         return GPConfig.model_validate(tree)
     except ValidationError as error:
         first = error.errors()[0]
-        key_path = ".".join(str(part) for part in first["loc"])
+        parts = [str(part) for part in first["loc"]]
         message = first["msg"]
+        cause = first.get("ctx", {}).get("error")
         if first["type"] == "extra_forbidden":
             message = "unknown key"
-        raise ConfigError(source, key_path, message) from None
+        elif isinstance(cause, _Contradiction):
+            parts.append(cause.key)
+            message = str(cause)
+        elif isinstance(cause, ValueError):
+            message = str(cause)  # without pydantic's "Value error, " prefix
+        raise ConfigError(source, ".".join(parts), message) from None
 
 
 def load_config(
@@ -280,6 +335,15 @@ def load_config(
     return config_from_tree(tree, source)
 
 
+_URI_PASSWORD = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@:\s]*):[^/@\s]*@")
+
+
+def redact_credentials(text: str) -> str:
+    """`scheme://user:password@host` -> `scheme://user:***@host` (e.g. a tracking URI with basic auth)."""
+    return _URI_PASSWORD.sub(r"\g<scheme>\g<user>:***@", text)
+
+
 def config_to_yaml(config: GPConfig) -> str:
-    """The fully resolved config, as saved next to checkpoints and in tracking."""
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    """The fully resolved config, as saved next to checkpoints and in tracking: passwords in URIs are
+    redacted (a checkpoint or an MLflow artifact must not carry credentials)."""
+    return redact_credentials(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))

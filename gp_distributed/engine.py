@@ -3,23 +3,52 @@
 The engine's config dict is derived from the typed config in one function (`deepspeed_config`), never
 hand-written JSON. Only trainable parameters (LoRA, GO branch, bottleneck, head) reach the optimizer,
 and checkpoints exclude frozen parameters: the frozen backbone comes back from its pretrained source.
+
+Loading never runs pickled code: DeepSpeed calls `torch.load(..., weights_only=False)`, so every load
+and universal conversion here runs with `TORCH_FORCE_WEIGHTS_ONLY_LOAD=1` (torch then uses its
+weights-only unpickler whatever the call site asks), allowing only the plain DeepSpeed data classes
+its checkpoints hold (`_CHECKPOINT_CLASSES`). A checkpoint carrying anything else fails to load.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from gp_distributed.config import GPConfig, global_batch_size, resolved_precision
+from gp_distributed.errors import InputError
 
 # The CPU accelerator must be chosen before deepspeed is imported; GPU runs set "cuda" explicitly.
 os.environ.setdefault("DS_ACCELERATOR", "cuda" if torch.cuda.is_available() else "cpu")
 
 import deepspeed  # noqa: E402  (after DS_ACCELERATOR)
 from deepspeed import DeepSpeedEngine  # noqa: E402
+from deepspeed.runtime.fp16.loss_scaler import LossScaler  # noqa: E402
+from deepspeed.runtime.zero.config import ZeroStageEnum  # noqa: E402
+from deepspeed.utils.tensor_fragment import fragment_address  # noqa: E402
+
+_CHECKPOINT_CLASSES = [LossScaler, ZeroStageEnum, fragment_address]  # found by loading ZeRO 0-3 checkpoints
+torch.serialization.add_safe_globals(_CHECKPOINT_CLASSES)
+
+
+@contextmanager
+def weights_only_loads() -> Iterator[None]:
+    """Every torch.load in this process (and processes it forks) uses the weights-only unpickler."""
+    previous = os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD")
+    os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"]
+        else:
+            os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = previous
 
 
 def deepspeed_config(config: GPConfig, world_size: int) -> dict[str, Any]:
@@ -78,10 +107,11 @@ def convert_to_universal(engine_dir: Path, tag: str, out_dir: Path) -> str:
     from deepspeed.checkpoint.ds_to_universal import main as ds_to_universal
 
     universal_tag = f"{tag}_universal"
-    ds_to_universal(Namespace(
-        input_folder=str(Path(engine_dir) / tag), output_folder=str(Path(out_dir) / universal_tag),
-        num_extract_workers=1, num_merge_workers=1, keep_temp_folder=False, strict=True, inject_missing_state=True,
-    ))
+    with weights_only_loads():
+        ds_to_universal(Namespace(
+            input_folder=str(Path(engine_dir) / tag), output_folder=str(Path(out_dir) / universal_tag),
+            num_extract_workers=1, num_merge_workers=1, keep_temp_folder=False, strict=True, inject_missing_state=True,
+        ))
     return universal_tag
 
 
@@ -92,7 +122,13 @@ def save_engine(engine: DeepSpeedEngine, directory: Path, tag: str, client_state
 
 def load_engine(engine: DeepSpeedEngine, directory: Path, tag: str) -> dict[str, Any]:
     """Restore weights, optimizer and scheduler; returns the client state. All ranks must call."""
-    load_path, client_state = engine.load_checkpoint(str(directory), tag=tag, load_module_strict=False)
+    try:
+        with weights_only_loads():
+            load_path, client_state = engine.load_checkpoint(str(directory), tag=tag, load_module_strict=False)
+    except pickle.UnpicklingError as error:
+        detail = str(error).strip().splitlines()[0]
+        raise InputError(Path(directory) / tag, f"refused to load: the checkpoint holds objects outside the "
+                         f"allowed DeepSpeed classes; nothing was executed ({detail})") from None
     if load_path is None:
         raise FileNotFoundError(f"{directory}/{tag}: no DeepSpeed checkpoint to load")
     return client_state or {}

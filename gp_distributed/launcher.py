@@ -17,7 +17,7 @@ from typing import Any
 from gp_distributed.checkpoint import latest_complete_checkpoint, read_meta
 from gp_distributed.config import GPConfig
 from gp_distributed.data.store import open_store
-from gp_distributed.errors import ConfigError
+from gp_distributed.errors import ConfigError, GpError
 from gp_distributed.tracking import FinishedRun, finish_training_run, resolve_tracking_uri
 
 # Token auth stays on for every Ray client we start or join (Ray 2.60 default for local clusters).
@@ -140,9 +140,30 @@ def _ray_train(config: GPConfig, run_dir: Path) -> tuple[dict[str, Any], Path | 
             failure_config=ray.train.FailureConfig(max_failures=scaling.max_failures),
         ),
     )
-    result = trainer.fit()
+    try:
+        result = trainer.fit()
+    except ray.train.TrainingFailedError as error:
+        raise training_failure(error) from None
     checkpoint = Path(result.checkpoint.path) if result.checkpoint is not None else None
     return dict(result.metrics or {}), checkpoint
+
+
+def training_failure(error: Exception) -> GpError:
+    """The one line for a failed `trainer.fit()`: a worker's own `GpError` (bad input found on a worker)
+    as it is, anything else as rank, type and first message line (the traceback is in the Ray log above)."""
+    import ray.exceptions
+    import ray.train
+
+    if not isinstance(error, ray.train.WorkerGroupError):
+        return GpError(f"training failed: {str(error).splitlines()[-1]}")
+    rank, cause = min(error.worker_failures.items(), key=lambda item: item[0])
+    if isinstance(cause, ray.exceptions.RayTaskError) and cause.cause is not None:
+        cause = cause.cause
+    if isinstance(cause, GpError):
+        return cause
+    first_line = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+    return GpError(f"training failed on worker rank {rank} after the configured retries: "
+                   f"{type(cause).__name__}: {first_line} (traceback in the Ray log above)")
 
 
 def run_training(config: GPConfig) -> TrainingResult:
@@ -162,5 +183,18 @@ def run_training(config: GPConfig) -> TrainingResult:
     if config.tracking.enabled and checkpoint is not None:
         run_id = read_meta(checkpoint).tracking_run_id
         if run_id is not None:
-            finished = finish_training_run(config.tracking, run_id, checkpoint, config.data.store, run_dir / "report")
+            finished = _finish_or_explain(config, run_id, checkpoint, run_dir)
     return TrainingResult(run_dir, metrics, checkpoint, finished)
+
+
+def _finish_or_explain(config: GPConfig, run_id: str, checkpoint: Path, run_dir: Path) -> FinishedRun:
+    """Report, log and register; when MLflow is unavailable, one line that says training itself is safe."""
+    try:
+        return finish_training_run(config.tracking, run_id, checkpoint, config.data.store, run_dir / "report")
+    except GpError:
+        raise
+    except Exception as error:  # the tracking backend failing, whatever its client raises
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise GpError(f"training finished ({checkpoint}) but MLflow at "
+                      f"{resolve_tracking_uri(config.tracking.tracking_uri, Path.cwd())} failed while logging and "
+                      f"registering the model ({message}); run the same command again once it answers") from None

@@ -12,6 +12,18 @@ rank. A resumed training continues the MLflow run whose id its checkpoint carrie
 Names: MLflow metric names allow letters, digits, `_ - . / : ` and space only; `metric_key` maps the
 rest (`valid/>=301/fmax` is logged as `valid/ge301/fmax`). Non-finite values are not logged.
 
+Outages: a training run never dies because MLflow does. When a call from the training tracker fails
+(server down, database locked, disk full), it prints one line and keeps training; metrics are kept in
+memory (up to `_MAX_BUFFERED_METRICS`) and flushed once MLflow answers again, tried at most every
+`_OUTAGE_RETRY_SECONDS`. If MLflow is still away when training ends, the run is left RUNNING and the
+unlogged metrics go to a backlog file in the run directory, logged first by the next tracker that
+resumes that run (re-running the same command). HTTP clients get
+`MLFLOW_HTTP_REQUEST_MAX_RETRIES=2` and `MLFLOW_HTTP_REQUEST_TIMEOUT=30` unless the environment sets
+them, so an outage costs a training step seconds, not MLflow's default minutes of backoff. After
+training the driver needs MLflow to log and register the model; when it cannot, the command stops
+with one line and re-running it (the run is complete, so it only resumes at the final step) finishes
+the job.
+
 Registry policy (`register_model`): every registered version gets the alias `candidate`. The alias
 `champion` moves to it only when its run's validation Fmax (`valid/all/fmax`, the last value logged)
 is finite and strictly greater than the run metric of the version that holds `champion` now; the first
@@ -36,11 +48,12 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlparse
 
 import mlflow
+import yaml
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 
-from gp_distributed.config import GPConfig, TrackingConfig, config_to_yaml
+from gp_distributed.config import GPConfig, TrackingConfig, config_to_yaml, redact_credentials
 from gp_distributed.data.store import GeneStore, open_store
 from gp_distributed.errors import InputError
 
@@ -52,6 +65,8 @@ CANDIDATE_ALIAS = "candidate"
 CHAMPION_ALIAS = "champion"
 SELECTION_METRIC = "valid/all/fmax"
 MODEL_NAME = "model"  # artifact name of the logged pyfunc model: runs:/<run id>/model
+_OUTAGE_RETRY_SECONDS = 60.0
+_MAX_BUFFERED_METRICS = 1_000_000  # ~100 MB of `Metric` objects; older ones are dropped beyond that
 _BATCH = 100  # MLflow's limit of params or tags per log_batch (metrics: 1000)
 _INVALID_NAME_CHARS = re.compile(r"[^/\w.\- :]")
 _COMPARISONS = (("<=", "le"), (">=", "ge"), ("<", "lt"), (">", "gt"))
@@ -167,17 +182,55 @@ class MlflowTracker:
     `end`. `attach` logs into an existing run without changing its status (`end` then does nothing).
     """
 
-    def __init__(self, tracking_uri: str, run_id: str, *, owns_run: bool, resumed: bool = False):
+    def __init__(self, tracking_uri: str, run_id: str, *, owns_run: bool, resumed: bool = False,
+                 survive_outages: bool = False, backlog_dir: Path | None = None):
         self.tracking_uri = tracking_uri
         self.run_id: str | None = run_id
         self.resumed = resumed
         self._owns_run = owns_run
         self._client = MlflowClient(tracking_uri)
+        self._survive_outages = survive_outages
+        self._outage_since: float | None = None  # time.monotonic() of the failure, or of the last retry
+        self._pending: list[Metric] = []  # metrics not logged yet because of an outage
+        self.dropped_metrics = 0
+        self._backlog = backlog_dir / f"mlflow_backlog_{run_id}.jsonl" if backlog_dir is not None else None
+        if self._backlog is not None and self._backlog.is_file():
+            self._pending = [Metric(*json.loads(line)) for line in self._backlog.read_text().splitlines()]
+            if self._call("log_metrics", self._flush_metrics):
+                print(f"tracking: logged {self._backlog.name} (metrics an earlier outage held back)")
+                self._backlog.unlink()
+
+    @property
+    def in_outage(self) -> bool:
+        return self._outage_since is not None
+
+    def _call(self, action: str, call: Any, *args: Any, **kwargs: Any) -> bool:
+        """Run one MLflow call. A tracker started for training survives its failure (one line, then
+        calls are skipped until the retry interval passes); other trackers let it raise."""
+        if self._outage_since is not None and time.monotonic() - self._outage_since < _OUTAGE_RETRY_SECONDS:
+            return False
+        try:
+            call(*args, **kwargs)
+        except Exception as error:  # any failure of the tracking backend; training must go on
+            if not self._survive_outages:
+                raise
+            if self._outage_since is None:
+                print(f"tracking: MLflow at {self.tracking_uri} failed during {action} "
+                      f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
+                      f"training continues, metrics are kept and retried every {_OUTAGE_RETRY_SECONDS:.0f} s",
+                      flush=True)
+            self._outage_since = time.monotonic()
+            return False
+        if self._outage_since is not None:
+            self._outage_since = None
+            print(f"tracking: MLflow at {self.tracking_uri} answers again", flush=True)
+        return True
 
     @classmethod
     def start(cls, tracking_uri: str, experiment: str, run_name: str, *, run_id: str | None = None,
-              system_metrics: bool = True) -> MlflowTracker:
-        """A new run in `experiment`, or run `run_id` resumed when it exists in this store."""
+              system_metrics: bool = True, backlog_dir: Path | None = None) -> MlflowTracker:
+        """A new run in `experiment`, or run `run_id` resumed when it exists in this store. Survives
+        outages (module docstring), keeping an unlogged backlog in `backlog_dir`."""
         mlflow.set_tracking_uri(tracking_uri)  # the fluent API (active run, model logging) reads it
         client = MlflowClient(tracking_uri)
         if run_id is not None and not _run_exists(client, run_id):
@@ -188,7 +241,8 @@ class MlflowTracker:
         else:
             run = mlflow.start_run(experiment_id=_experiment_id(client, experiment, tracking_uri),
                                    run_name=run_name, log_system_metrics=system_metrics)
-        return cls(tracking_uri, run.info.run_id, owns_run=True, resumed=run_id is not None)
+        return cls(tracking_uri, run.info.run_id, owns_run=True, resumed=run_id is not None, survive_outages=True,
+                   backlog_dir=backlog_dir)
 
     @classmethod
     def attach(cls, tracking_uri: str, run_id: str) -> MlflowTracker:
@@ -201,6 +255,9 @@ class MlflowTracker:
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Log params; on a resumed run, a value that changed is kept as tag `param_changed.<key>`
         (MLflow params are write-once)."""
+        self._call("log_params", self._log_params, params)
+
+    def _log_params(self, params: Mapping[str, Any]) -> None:
         flat = {k: v if isinstance(v, str) else json.dumps(v) for k, v in params.items()}
         existing = self._client.get_run(self.run_id).data.params
         new = [Param(k, v) for k, v in flat.items() if k not in existing]
@@ -211,31 +268,59 @@ class MlflowTracker:
             self._client.set_tag(self.run_id, key, value)
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int) -> None:
-        """Numeric, finite values at `step` (the optimizer step); the key `step` itself is skipped."""
+        """Numeric, finite values at `step` (the optimizer step); the key `step` itself is skipped.
+        During an outage they wait in memory and go out, in order, with the first call that succeeds."""
         timestamp = int(time.time() * 1000)
-        entries = [
+        self._pending.extend(
             Metric(metric_key(k), float(v), timestamp, step)
             for k, v in metrics.items()
             if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-        ]
-        for start in range(0, len(entries), 1000):
-            self._client.log_batch(self.run_id, metrics=entries[start : start + 1000])
+        )
+        if len(self._pending) > _MAX_BUFFERED_METRICS:
+            self.dropped_metrics += len(self._pending) - _MAX_BUFFERED_METRICS
+            del self._pending[: len(self._pending) - _MAX_BUFFERED_METRICS]
+        self._call("log_metrics", self._flush_metrics)
+
+    def _flush_metrics(self) -> None:
+        while self._pending:
+            self._client.log_batch(self.run_id, metrics=self._pending[:1000])
+            del self._pending[:1000]
 
     def log_artifact(self, path: Path, artifact_dir: str | None = None) -> None:
         """A file, or a directory's contents, under `artifact_dir` of the run's artifacts."""
         if Path(path).is_dir():
-            self._client.log_artifacts(self.run_id, str(path), artifact_dir)
+            self._call("log_artifacts", self._client.log_artifacts, self.run_id, str(path), artifact_dir)
         else:
-            self._client.log_artifact(self.run_id, str(path), artifact_dir)
+            self._call("log_artifact", self._client.log_artifact, self.run_id, str(path), artifact_dir)
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        self._client.log_text(self.run_id, text, artifact_file)
+        self._call("log_text", self._client.log_text, self.run_id, text, artifact_file)
 
     def end(self, status: RunStatus = "FINISHED") -> None:
-        """End a started run with `status` (stops the system-metrics sampler); idempotent."""
+        """End a started run with `status` (stops the system-metrics sampler); idempotent. Metrics held
+        back by an outage get one last try whatever the retry interval; if MLflow is still away the run
+        stays RUNNING (never FINISHED with metrics missing) and one line says how many were lost."""
         if not self._owns_run:
             return
         self._owns_run = False
+        self._outage_since = None
+        if self._call("log_metrics", self._flush_metrics) and self._call("end_run", self._end_run, status):
+            return
+        # The sampler thread would keep failing against the missing backend: stop it without ending the run.
+        monitor = mlflow.tracking.fluent.run_id_to_system_metrics_monitor.pop(self.run_id, None)
+        if monitor is not None:
+            monitor.finish()
+        kept = ""
+        if self._backlog is not None and self._pending:
+            self._backlog.parent.mkdir(parents=True, exist_ok=True)
+            lines = (json.dumps([m.key, m.value, m.timestamp, m.step]) for m in self._pending)
+            self._backlog.write_text("".join(f"{line}\n" for line in lines))
+            kept = f", kept in {self._backlog} for the next resume"
+        print(f"tracking: run {self.run_id} left RUNNING: MLflow at {self.tracking_uri} is unavailable; "
+              f"{len(self._pending)} metric values not logged{kept}"
+              + (f", {self.dropped_metrics} dropped" if self.dropped_metrics else ""), flush=True)
+
+    def _end_run(self, status: RunStatus) -> None:
         active = mlflow.active_run()
         if active is not None and active.info.run_id == self.run_id:
             mlflow.end_run(status)
@@ -244,19 +329,24 @@ class MlflowTracker:
 
 
 def start_tracker(tracking: TrackingConfig, run_name: str, *, is_rank0: bool, resume_run_id: str | None = None,
-                  system_metrics: bool = True) -> Tracker:
-    """Rank 0 with tracking enabled: an `MlflowTracker` (resuming `resume_run_id` when that run exists);
-    else a `NullTracker`. `tracking.tracking_uri` should already be absolute (`resolve_tracking_uri`)."""
+                  system_metrics: bool = True, backlog_dir: Path | None = None) -> Tracker:
+    """Rank 0 with tracking enabled: an `MlflowTracker` (resuming `resume_run_id` when that run exists,
+    outage backlog in `backlog_dir`); else a `NullTracker`. `tracking.tracking_uri` should already be
+    absolute (`resolve_tracking_uri`)."""
     if not (is_rank0 and tracking.enabled):
         return NullTracker()
     uri = resolve_tracking_uri(tracking.tracking_uri, Path.cwd())
-    return MlflowTracker.start(uri, tracking.experiment, run_name, run_id=resume_run_id, system_metrics=system_metrics)
+    # A step must not wait out MLflow's default HTTP backoff (7 retries, minutes) when the server is down.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    return MlflowTracker.start(uri, tracking.experiment, run_name, run_id=resume_run_id, system_metrics=system_metrics,
+                               backlog_dir=backlog_dir)
 
 
 def log_run_inputs(tracker: Tracker, config: GPConfig, store_summary: Mapping[str, Any]) -> None:
     """Flattened config params, the resolved config as `config.yaml` and the store summary as
     `store_summary.json` (call once after the tracker starts; safe on resume)."""
-    tracker.log_params(flatten_params(config.model_dump(mode="json")))
+    tracker.log_params({k: redact_credentials(v) for k, v in flatten_params(config.model_dump(mode="json")).items()})
     tracker.log_text(config_to_yaml(config), "config.yaml")
     tracker.log_text(json.dumps(dict(store_summary), indent=1, sort_keys=True), "store_summary.json")
 
@@ -406,4 +496,7 @@ def load_pyfunc_predictor(model_uri: str, tracking_uri: str, backbone_path: Path
         loaded = mlflow.pyfunc.load_model(model_uri, model_config=model_config)
     except MlflowException as error:
         raise InputError(model_uri, f"cannot load the model from {tracking_uri}: {error.message}") from None
+    except yaml.YAMLError as error:  # a damaged MLmodel file, which MLflow parses without wrapping errors
+        detail = " ".join(str(error).split())
+        raise InputError(model_uri, f"unreadable MLmodel file: {detail}") from None
     return loaded.unwrap_python_model().predictor

@@ -27,6 +27,7 @@ from gp_distributed.data.stream import Example, TrainStream, eval_examples
 from gp_distributed.data.tokenize import GeneWindower, tokenizer_for
 from gp_distributed.distributed import WorkerContext, all_reduce_mean, gather_to_rank0, init_single_process_group
 from gp_distributed.engine import build_engine, convert_to_universal, current_learning_rate, load_engine, save_engine
+from gp_distributed.errors import GpError
 from gp_distributed.evaluation import score_genes
 from gp_distributed.losses import genepheno_loss
 from gp_distributed.model.genepheno import GenePhenoModel
@@ -182,25 +183,37 @@ def evaluate(state: TrainState, split: str) -> dict[str, Any] | None:
 
 
 def save_checkpoint(state: TrainState, directory: Path) -> None:
-    """Every rank writes its files into `directory` (the checkpoint contract). All ranks call."""
-    save_engine(state.engine, directory / ckpt.ENGINE_DIR, ckpt.engine_tag(state.step), {"step": state.step})
-    ckpt.write_worker_state(directory, state.context.world_rank, state.stream.state_dict())
-    if state.context.is_rank0:
-        ckpt.write_trainable(directory, state.model.trainable_state_dict())
-        meta = ckpt.CheckpointMeta(state.step, state.context.world_size, state.config.train.zero_stage,
-                                   state.tracking_run_id)
-        ckpt.write_meta(directory, meta, config_to_yaml(state.config))
+    """Every rank writes its files into `directory` (the checkpoint contract). All ranks call. A write
+    error (disk full, quota) stops the run with one line; the checkpoint is never completed, so resume
+    uses the previous one."""
+    try:
+        save_engine(state.engine, directory / ckpt.ENGINE_DIR, ckpt.engine_tag(state.step), {"step": state.step})
+        ckpt.write_worker_state(directory, state.context.world_rank, state.stream.state_dict())
+        inject_fault(state.config, state, "checkpoint")
+        if state.context.is_rank0:
+            ckpt.write_trainable(directory, state.model.trainable_state_dict())
+            meta = ckpt.CheckpointMeta(state.step, state.context.world_size, state.config.train.zero_stage,
+                                       state.tracking_run_id)
+            ckpt.write_meta(directory, meta, config_to_yaml(state.config))
+    except OSError as error:
+        raise GpError(f"checkpoint at step {state.step}: cannot write {error.filename or directory}: "
+                      f"{error.strerror or error}; the previous checkpoint is intact") from None
+    except RuntimeError as error:  # torch.save's zip writer reports a failed write(2) this way
+        raise GpError(f"checkpoint at step {state.step}: cannot write under {directory} (disk full?): "
+                      f"{str(error).strip().splitlines()[0]}; the previous checkpoint is intact") from None
 
 
-def inject_fault(config: GPConfig, state: TrainState) -> None:
-    """Fault drill (config `faults`): SIGKILL this worker after a given step, once per marker file."""
+def inject_fault(config: GPConfig, state: TrainState, during: str) -> None:
+    """Fault drill (config `faults`): SIGKILL this worker at a given step (after the optimizer step, or
+    inside that step's checkpoint write), once per marker file."""
     faults = config.faults
-    if faults.kill_at_step != state.step or faults.kill_rank != state.context.world_rank:
+    if (faults.kill_at_step != state.step or faults.kill_rank != state.context.world_rank
+            or faults.kill_during != during):
         return
     if faults.once_marker is not None:
         if faults.once_marker.exists():
             return
-        faults.once_marker.write_text(f"killed rank {faults.kill_rank} after step {state.step}\n")
+        faults.once_marker.write_text(f"killed rank {faults.kill_rank} during {during} {state.step}\n")
     os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -219,7 +232,8 @@ def train(config: GPConfig, context: WorkerContext, reporter: Reporter) -> dict[
     train_config = config.train
     # Rank 0 logs to MLflow (continuing the run a resumed checkpoint names); other ranks get a null tracker.
     tracker = start_tracker(config.tracking, train_config.run_name, is_rank0=context.is_rank0,
-                            resume_run_id=state.tracking_run_id)
+                            resume_run_id=state.tracking_run_id,
+                            backlog_dir=train_config.storage_path / train_config.run_name)
     state.tracking_run_id = tracker.run_id
     log_run_inputs(tracker, config, state.store.summary())
     try:
@@ -238,7 +252,7 @@ def _train_steps(state: TrainState, reporter: Reporter, tracker: Tracker) -> dic
         context.print0(f"run already complete at step {state.step}")
     while state.step < train_config.max_steps:
         step_metrics = train_step(state)
-        inject_fault(config, state)
+        inject_fault(config, state, "step")
         metrics = {"step": state.step, **{k: all_reduce_mean(v) for k, v in step_metrics.items()}}
         if state.step % 10 == 0 or state.step == 1:
             context.print0(f"step {state.step}: loss {metrics['loss']:.4f} lr {metrics['learning_rate']:.2e} "

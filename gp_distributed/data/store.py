@@ -27,6 +27,7 @@ failed ingest never leaves a partial store at the destination.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import uuid
@@ -116,6 +117,8 @@ def write_store(
     try:
         _write_group(content, staging, residues_per_chunk, chunks_per_shard)
         _swap_into_place(staging, out)
+    except OSError as error:  # disk full, quota, permissions: nothing is left behind
+        raise InputError(out, f"cannot write the store: {error.strerror or error}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -172,8 +175,20 @@ class GeneStore:
         except InputError:
             raise
         except Exception as error:  # zarr raises many kinds; the user needs the store name and reason
-            raise InputError(self.path, f"unreadable gene store: {type(error).__name__}: {error}") from None
+            raise InputError(self._damaged_metadata() or self.path,
+                             f"unreadable gene store: {type(error).__name__}: {error}") from None
         self._validate()
+
+    def _damaged_metadata(self) -> Path | None:
+        """The first zarr.json in the store that is not a JSON object (a torn or overwritten write)."""
+        for metadata in sorted(self.path.rglob("zarr.json")):
+            try:
+                if isinstance(json.loads(metadata.read_bytes()), dict):
+                    continue
+            except (OSError, ValueError):
+                pass
+            return metadata
+        return None
 
     def _load_index_arrays(self) -> None:
         root = self._root

@@ -1,6 +1,7 @@
 """Ray Train over DeepSpeed workers on a private loopback Ray: resume by run name, recovery from a
 worker killed mid-epoch (bit-identical result), and elastic resume across world sizes (ZeRO-2)."""
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from safetensors.torch import load_file
 
 from gp_distributed.checkpoint import expected_files, read_meta
 from gp_distributed.config import load_config
+from gp_distributed.errors import GpError
 from gp_distributed.launcher import TrainingResult, run_training, start_local_ray
 
 from ..conftest import tiny_training_overrides
@@ -47,12 +49,21 @@ def test_two_workers_write_the_contract_and_resume_by_run_name(demo_store: Path,
     assert again.metrics["step"] == 4
 
 
-def test_worker_killed_mid_epoch_recovers_bit_identically(demo_store: Path, tmp_path: Path) -> None:
-    reference = _train(demo_store, tmp_path / "ref", "run", 6, 2, "train.ckpt_every=2")
+@pytest.fixture(scope="module")
+def uninterrupted(demo_store: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainingResult:
+    return _train(demo_store, tmp_path_factory.mktemp("ref"), "run", 6, 2, "train.ckpt_every=2")
+
+
+@pytest.mark.parametrize("during, step", [("step", 3), ("checkpoint", 4)])
+def test_worker_killed_recovers_bit_identically(during: str, step: int, uninterrupted: TrainingResult,
+                                                demo_store: Path, tmp_path: Path) -> None:
+    """SIGKILL of rank 1 mid-epoch (after step 3, between checkpoints 2 and 4), or while it writes
+    checkpoint 4 (rank 0 may have finished its files): Ray retries from checkpoint 2, never from 4."""
+    reference = uninterrupted
     marker = tmp_path / "killed-once"
-    faulty = _train(demo_store, tmp_path / "faulty", "run", 6, 2, "train.ckpt_every=2",
-                    "faults.kill_at_step=3", "faults.kill_rank=1", f"faults.once_marker={marker}")
-    assert marker.exists()  # the kill happened (after step 3, between checkpoints 2 and 4)
+    faulty = _train(demo_store, tmp_path / "faulty", "run", 6, 2, "train.ckpt_every=2", f"faults.kill_at_step={step}",
+                    f"faults.kill_during={during}", "faults.kill_rank=1", f"faults.once_marker={marker}")
+    assert marker.exists()  # the kill happened
     want, have = _weights(reference), _weights(faulty)
     assert all(torch.equal(want[k], have[k]) for k in want)
     assert faulty.metrics["loss"] == reference.metrics["loss"]
@@ -71,3 +82,16 @@ def test_elastic_resume_continues_the_loss_trajectory(before: int, after: int, d
     # The schedule continued (not restarted) and the loss follows the uninterrupted run's trajectory.
     assert resumed.metrics["learning_rate"] == pytest.approx(reference.metrics["learning_rate"], rel=1e-9)
     assert resumed.metrics["loss"] == pytest.approx(reference.metrics["loss"], rel=0.15)
+
+
+def test_bad_input_found_on_a_worker_is_one_error_line(demo_store: Path, tmp_path: Path) -> None:
+    """A worker's InputError (here a corrupted store shard) comes out of `trainer.fit()` as itself."""
+    store = tmp_path / "corrupt.zarr"
+    shutil.copytree(demo_store, store)
+    for shard in (store / "seq" / "residues" / "c").iterdir():
+        data = bytearray(shard.read_bytes())
+        data[len(data) // 3] ^= 0xFF
+        shard.write_bytes(bytes(data))
+    with pytest.raises(GpError, match=r"corrupted residue data in seq/residues/c/") as raised:
+        _train(store, tmp_path, "corrupt", 2, 2, "scaling.max_failures=0")
+    assert "\n" not in str(raised.value)
