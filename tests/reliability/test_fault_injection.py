@@ -205,6 +205,6 @@ def test_mlflow_outage_mid_run_training_continues_and_says_so(
         # Nothing lost: held back during the outage, kept in the backlog, logged on the re-run.
         assert {m.step for m in MlflowClient(uri).get_metric_history(run_id, "loss")} == set(range(1, 41))
         assert not list((tmp_path / "runs" / "run").glob("mlflow_backlog_*"))
-        assert MlflowClient(uri).get_model_version_by_alias("outage", "candidate").run_id == run_id
+        assert MlflowClient(uri, registry_uri=uri).get_model_version_by_alias("outage", "candidate").run_id == run_id
     finally:
         _stop_server(restarted)
