@@ -14,12 +14,17 @@ Two vocabularies, both saved to / loaded from a directory with `save_pretrained`
   vocabulary turns a k-mer holding an N, and a tail shorter than 6, into one `<oov>` token; a GENERator
   checkpoint loaded from a directory brings its own tokenizer, which `encode_windows` handles as well.
 
-Input sequences are uppercase ASCII (the store's contract).
+Input sequences are uppercase ASCII (the store's contract). Tokenising a whole gene through the Hugging
+Face wrapper to keep one window dominated the training stream (docs/benchmarks.md), so both of our
+vocabularies also have a numpy path giving exactly the same ids: a byte -> id table for per-residue
+vocabularies (`ResidueTable`), and for the DNA k-mer vocabulary a token layout computed from the N
+positions alone (`KmerTable`), from which only the window's tokens are read.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -74,13 +79,21 @@ def _protein_backend() -> tuple[Tokenizer, dict[str, str]]:
     return backend, specials | {"mask_token": "<mask>"}
 
 
+def _dna_normalizer() -> normalizers.Normalizer:
+    return normalizers.Replace(Regex("[^ACGT]"), "N")
+
+
+def _dna_pre_tokenizer(kmer_size: int) -> pre_tokenizers.PreTokenizer:
+    # At each position: a full ACGT k-mer if one starts here, else one character. This is NT's
+    # split-on-N-then-chunk rule written as one left-to-right regex scan.
+    return pre_tokenizers.Split(Regex(f"[ACGT]{{{kmer_size}}}|."), behavior="isolated")
+
+
 def _dna_backend(kmer_size: int) -> tuple[Tokenizer, dict[str, str]]:
     vocab = {token: index for index, token in enumerate(dna_vocab(kmer_size))}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    backend.normalizer = normalizers.Replace(Regex("[^ACGT]"), "N")
-    # At each position: a full ACGT k-mer if one starts here, else one character. This is NT's
-    # split-on-N-then-chunk rule written as one left-to-right regex scan.
-    backend.pre_tokenizer = pre_tokenizers.Split(Regex(f"[ACGT]{{{kmer_size}}}|."), behavior="isolated")
+    backend.normalizer = _dna_normalizer()
+    backend.pre_tokenizer = _dna_pre_tokenizer(kmer_size)
     backend.post_processor = processors.TemplateProcessing(
         single="<cls> $A", special_tokens=[("<cls>", vocab["<cls>"])]
     )
@@ -161,9 +174,98 @@ def residue_table_for(tokenizer: PreTrainedTokenizerBase) -> ResidueTable | None
         table[table == unk] = -1  # letters the vocabulary lacks: leave them to the tokenizer
     if table[ord("A")] < 0:
         return None
+    return ResidueTable(table, *_specials_around(tokenizer, int(table[ord("A")])))
+
+
+def _specials_around(tokenizer: PreTrainedTokenizerBase, a_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """(prefix, suffix): the special tokens the tokenizer puts before and after a sequence, found from
+    where the token of "A" (`a_id`) lands among them."""
     specials = np.asarray(tokenizer("", add_special_tokens=True)["input_ids"], dtype=np.int64)
-    n_prefix = list(tokenizer("A", add_special_tokens=True)["input_ids"]).index(int(table[ord("A")]))
-    return ResidueTable(table, specials[:n_prefix], specials[n_prefix:])
+    n_prefix = list(tokenizer("A", add_special_tokens=True)["input_ids"]).index(a_id)
+    return specials[:n_prefix], specials[n_prefix:]
+
+
+_N_CODE = 4  # the KmerTable code of every byte that reads as N
+
+
+@dataclass(frozen=True)
+class KmerTable:
+    """Our DNA k-mer vocabulary (`dna_vocab(kmer_size)`, the NT rule) as arrays, and the special tokens
+    the tokenizer puts before and after a sequence (ours: `<cls>` before, nothing after)."""
+
+    kmer_size: int
+    code_by_byte: np.ndarray  # (256,) uint8: A T C G -> 0 1 2 3 (vocabulary order), any other byte -> 4 (N)
+    single_ids: np.ndarray  # (5,) int64: ids of the one-base tokens A T C G N
+    first_kmer_id: int  # id of "A" * kmer_size; the k-mers follow in base-4 order of their codes
+    prefix: np.ndarray
+    suffix: np.ndarray
+
+
+def kmer_table_for(tokenizer: PreTrainedTokenizerBase) -> KmerTable | None:
+    """The k-mer table of a tokenizer built by `build_tokenizer("dna", k)` (or saved and loaded back):
+    vocabulary `dna_vocab(k)` id for id, and our normaliser and pre-tokeniser. None for anything else
+    (protein, GENERator's own tokenizer, an edited vocabulary): those keep the tokenizer path."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or backend.normalizer is None or backend.pre_tokenizer is None:
+        return None
+
+    def state(component: normalizers.Normalizer | pre_tokenizers.PreTokenizer) -> object:
+        return json.loads(component.__getstate__())  # its tokenizer.json entry
+
+    pre_tokenizer = state(backend.pre_tokenizer)
+    kmer_size = next((k for k in range(1, 9) if pre_tokenizer == state(_dna_pre_tokenizer(k))), None)
+    if kmer_size is None or state(backend.normalizer) != state(_dna_normalizer()):
+        return None
+    vocab = {token: index for index, token in enumerate(dna_vocab(kmer_size))}
+    if tokenizer.get_vocab() != vocab:
+        return None
+    code_by_byte = np.full(256, _N_CODE, dtype=np.uint8)
+    code_by_byte[np.frombuffer(DNA_BASES.encode(), dtype=np.uint8)] = np.arange(len(DNA_BASES))
+    single_ids = np.array([vocab[base] for base in DNA_BASES + "N"], dtype=np.int64)
+    prefix, suffix = _specials_around(tokenizer, vocab["A"])
+    return KmerTable(kmer_size, code_by_byte, single_ids, vocab["A" * kmer_size], prefix, suffix)
+
+
+@dataclass(frozen=True)
+class KmerLayout:
+    """Where the tokens of one DNA sequence are, known from its N positions alone. The sequence is R
+    runs of ACGT separated by R - 1 Ns; run r reads as n_kmers[r] k-mers, then its tail (fewer than k
+    bases) one base a token, then the N that ends it."""
+
+    run_starts: np.ndarray  # (R,) int64 residue offset of each run
+    n_kmers: np.ndarray  # (R,) int64 whole k-mers in each run
+    first_tokens: np.ndarray  # (R,) int64 token index of each run's first token, strictly increasing
+    n_tokens: int
+
+
+def kmer_layout(codes: np.ndarray, table: KmerTable) -> KmerLayout:
+    """The token layout of `codes` ((n,) uint8, ASCII bytes of a sequence): one pass over the bytes to
+    find the Ns, then O(number of Ns)."""
+    n_positions = np.flatnonzero(table.code_by_byte.take(codes) == _N_CODE)  # take: ~1.7x [] on 100 kbp
+    run_starts = np.concatenate(([0], n_positions + 1))
+    run_lengths = np.concatenate((n_positions, [len(codes)])) - run_starts
+    n_kmers = run_lengths // table.kmer_size
+    n_run_tokens = n_kmers + run_lengths % table.kmer_size + 1  # + the N ending it (the last run: none)
+    run_ends = np.cumsum(n_run_tokens)
+    return KmerLayout(run_starts, n_kmers, run_ends - n_run_tokens, int(run_ends[-1]) - 1)
+
+
+def kmer_tokens(
+    codes: np.ndarray, table: KmerTable, layout: KmerLayout, token_indices: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(residue offset, id) of the tokens at `token_indices` ((m,) int64, each in [0, n_tokens)) of the
+    sequence `codes` laid out by `layout`; both (m,) int64. Reads only those tokens' residues."""
+    k = table.kmer_size
+    run = np.searchsorted(layout.first_tokens, token_indices, side="right") - 1
+    local = token_indices - layout.first_tokens[run]  # token index within its run
+    n_kmers = layout.n_kmers[run]
+    is_kmer = local < n_kmers
+    # After a run's k-mers every token is one residue long: the tail's bases, then the N ending the run.
+    starts = layout.run_starts[run] + np.where(is_kmer, local * k, local + n_kmers * (k - 1))
+    ids = table.single_ids[table.code_by_byte[codes[starts]]]
+    digits = table.code_by_byte[codes[starts[is_kmer, None] + np.arange(k)]].astype(np.int64)  # (m_kmers, k)
+    ids[is_kmer] = table.first_kmer_id + digits @ (4 ** np.arange(k - 1, -1, -1))
+    return starts, ids
 
 
 def _tokenize(raw: bytes, tokenizer: PreTrainedTokenizerBase,
@@ -201,6 +303,30 @@ def _window_starts(
     return [int(start) for start in np.linspace(0, last_start, max_windows).round()]
 
 
+def _capacity(max_seq_len_tokens: int, n_special: int, max_windows: int) -> int:
+    """Body tokens per window; ValueError when the window arguments leave no room."""
+    if max_seq_len_tokens - n_special < 1:
+        raise ValueError(f"max_seq_len_tokens={max_seq_len_tokens} leaves no room beside {n_special} specials")
+    if max_windows < 1:
+        raise ValueError(f"max_windows must be >= 1, got {max_windows}")
+    return max_seq_len_tokens - n_special
+
+
+def _kmer_windows(
+    codes: np.ndarray, table: KmerTable, max_seq_len_tokens: int, strategy: WindowStrategy, max_windows: int,
+    rng: np.random.Generator,
+) -> list[np.ndarray]:
+    """`encode_windows` through the k-mer table: the same window starts (same `rng` draws) from the
+    token count alone, then the ids of the windows' tokens only."""
+    layout = kmer_layout(codes, table)
+    capacity = _capacity(max_seq_len_tokens, len(table.prefix) + len(table.suffix), max_windows)
+    windows = []
+    for start in _window_starts(layout.n_tokens, capacity, strategy, max_windows, rng):
+        _, ids = kmer_tokens(codes, table, layout, np.arange(start, min(start + capacity, layout.n_tokens)))
+        windows.append(np.concatenate([table.prefix, ids, table.suffix]))
+    return windows
+
+
 def encode_windows(
     sequence: bytes | np.ndarray,
     tokenizer: PreTrainedTokenizerBase,
@@ -209,6 +335,7 @@ def encode_windows(
     max_windows: int,
     rng: np.random.Generator,
     residue_table: ResidueTable | None = None,
+    kmer_table: KmerTable | None = None,
 ) -> list[np.ndarray]:
     """One gene's sequence -> token-id windows, each (T_w,) int64 incl. special tokens, T_w <= max_seq_len_tokens.
 
@@ -220,16 +347,18 @@ def encode_windows(
     - "all": consecutive windows covering the body; if that takes more than `max_windows`, then
       `max_windows` full windows at evenly spaced offsets from the start to the end instead.
     Always at least one window (an empty sequence gives the special tokens alone). `residue_table`
-    (from `residue_table_for`, per-residue vocabularies only) gives the same ids without the tokenizer.
+    (from `residue_table_for`, per-residue vocabularies only) gives the same ids without the tokenizer;
+    so does `kmer_table` (from `kmer_table_for`, our DNA vocabulary only; it wins over `residue_table`),
+    reading only the windows' tokens out of the gene.
     """
     raw = sequence.tobytes() if isinstance(sequence, np.ndarray) else bytes(sequence)
+    # The tokenizer matches its added tokens (`<cls>`...) in the raw text and refuses non-ASCII bytes;
+    # such text (never in the store) goes to it so that both paths agree on every input.
+    if kmer_table is not None and raw.isascii() and b"<" not in raw:
+        codes = np.frombuffer(raw, dtype=np.uint8)
+        return _kmer_windows(codes, kmer_table, max_seq_len_tokens, strategy, max_windows, rng)
     prefix, body, suffix = _tokenize(raw, tokenizer, residue_table)
-    capacity = max_seq_len_tokens - len(prefix) - len(suffix)
-    if capacity < 1:
-        n_special = len(prefix) + len(suffix)
-        raise ValueError(f"max_seq_len_tokens={max_seq_len_tokens} leaves no room beside {n_special} specials")
-    if max_windows < 1:
-        raise ValueError(f"max_windows must be >= 1, got {max_windows}")
+    capacity = _capacity(max_seq_len_tokens, len(prefix) + len(suffix), max_windows)
     starts = _window_starts(len(body), capacity, strategy, max_windows, rng)
     return [np.concatenate([prefix, body[start : start + capacity], suffix]) for start in starts]
 
@@ -246,15 +375,16 @@ class GeneWindower:
     strategy: WindowStrategy
     max_windows: int
     residue_table: ResidueTable | None = None
+    kmer_table: KmerTable | None = None
 
     @classmethod
     def from_config(cls, tokenizer: PreTrainedTokenizerBase, data_config: DataConfig) -> GeneWindower:
         config = data_config
         return cls(tokenizer, config.max_seq_len_tokens, config.window_strategy, config.max_windows_per_gene,
-                   residue_table_for(tokenizer))
+                   residue_table_for(tokenizer), kmer_table_for(tokenizer))
 
     def __call__(self, sequence: bytes | np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
         return encode_windows(
             sequence, self.tokenizer, self.max_seq_len_tokens, self.strategy, self.max_windows, rng,
-            self.residue_table,
+            self.residue_table, self.kmer_table,
         )
