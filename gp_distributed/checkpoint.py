@@ -2,6 +2,7 @@
 
     engine/latest                                   DeepSpeed tag pointer
     engine/step_<N>/mp_rank_00_model_states.pt      trainable weights (frozen backbone excluded), step, scheduler
+                                                    (ZeRO-3: zero_pp_rank_<r>_mp_rank_00_model_states.pt per rank)
     engine/step_<N>/zero_pp_rank_<r>_mp_rank_00_optim_states.pt   optimizer shard of rank r (ZeRO 1-3)
     engine/zero_to_fp32.py, engine/zero_to_torch.py DeepSpeed's consolidation scripts
     trainable.safetensors                           rank 0: LoRA + GO branch + bottleneck + head, for serving
@@ -54,12 +55,15 @@ def expected_files(step: int, world_size: int, zero_stage: int) -> set[str]:
         f"{ENGINE_DIR}/latest",
         f"{ENGINE_DIR}/zero_to_fp32.py",
         f"{ENGINE_DIR}/zero_to_torch.py",
-        f"{tag}/mp_rank_00_model_states.pt",
         "trainable.safetensors",
         "config.yaml",
         "meta.json",
     }
     files |= {f"worker_state/rank_{r}.json" for r in range(world_size)}
+    if zero_stage == 3:  # every rank holds a share of the module, so every rank writes model states
+        files |= {f"{tag}/zero_pp_rank_{r}_mp_rank_00_model_states.pt" for r in range(world_size)}
+    else:
+        files.add(f"{tag}/mp_rank_00_model_states.pt")
     if zero_stage > 0:
         files |= {f"{tag}/zero_pp_rank_{r}_mp_rank_00_optim_states.pt" for r in range(world_size)}
     return files

@@ -152,6 +152,11 @@ class TrainConfig(_Strict):
     min_lr_ratio: float = Field(0.1, ge=0.0, le=1.0)  # cosine decay floor, as a fraction of learning_rate
     grad_clip: float = Field(1.0, ge=0.0)  # 0 disables clipping
     zero_stage: int = Field(2, ge=0, le=3)
+    # ZeRO-3 only: how many parameters stay gathered beyond a rank's partition (DeepSpeed's
+    # stage3_max_live_parameters and stage3_max_reuse_distance; its default 1e9 keeps a 1.2B model's
+    # frozen weights gathered from forward to backward) and how many are prefetched ahead.
+    zero3_live_parameters: int = Field(100_000_000, ge=0)
+    zero3_prefetch_parameters: int = Field(50_000_000, ge=0)
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
     eval_every: int = Field(100, ge=1)  # optimizer steps
     ckpt_every: int = Field(100, ge=1)  # optimizer steps

@@ -72,8 +72,13 @@ def broadcast_from_rank0(payload: Any) -> Any:
     return box[0]
 
 
-def all_reduce_mean(value: float) -> float:
-    """Mean of `value` over ranks. All ranks must call."""
-    tensor = torch.tensor([value], dtype=torch.float64)
-    dist.all_reduce(tensor)
-    return float(tensor.item()) / dist.get_world_size()
+def all_reduce_means_and_maxes(means: dict[str, float], maxes: dict[str, float]) -> dict[str, float]:
+    """Over ranks, the mean of each value in `means` and the maximum of each in `maxes`, in two collective
+    calls whatever the number of keys (a step's metrics; one call per value costs a round trip each).
+    Every rank must call with the same keys."""
+    world = dist.get_world_size()
+    mean_tensor = torch.tensor(list(means.values()), dtype=torch.float64)
+    max_tensor = torch.tensor(list(maxes.values()), dtype=torch.float64)
+    dist.all_reduce(mean_tensor)
+    dist.all_reduce(max_tensor, op=dist.ReduceOp.MAX)
+    return {**dict(zip(means, (mean_tensor / world).tolist())), **dict(zip(maxes, max_tensor.tolist()))}

@@ -76,10 +76,20 @@ def deepspeed_config(config: GPConfig, world_size: int) -> dict[str, Any]:
             },
         },
         "gradient_clipping": train.grad_clip,
-        "zero_optimization": {"stage": train.zero_stage},
+        "zero_optimization": {"stage": train.zero_stage, **_zero3_settings(config)},
         "bf16": {"enabled": precision == "bf16"},
         "steps_per_print": 10**9,  # we log ourselves, through the tracker
         "wall_clock_breakdown": False,
+    }
+
+
+def _zero3_settings(config: GPConfig) -> dict[str, int]:
+    if config.train.zero_stage != 3:
+        return {}
+    return {
+        "stage3_max_live_parameters": config.train.zero3_live_parameters,
+        "stage3_max_reuse_distance": config.train.zero3_live_parameters,
+        "stage3_prefetch_bucket_size": config.train.zero3_prefetch_parameters,
     }
 
 
@@ -132,6 +142,17 @@ def load_engine(engine: DeepSpeedEngine, directory: Path, tag: str) -> dict[str,
     if load_path is None:
         raise FileNotFoundError(f"{directory}/{tag}: no DeepSpeed checkpoint to load")
     return client_state or {}
+
+
+@contextmanager
+def gathered_parameters(parameters: list[torch.nn.Parameter], zero_stage: int) -> Iterator[None]:
+    """Inside, ZeRO-3-partitioned `parameters` hold their full values on every rank (read only); other
+    stages hold them whole anyway. All ranks must enter together under ZeRO-3."""
+    if zero_stage != 3:
+        yield
+        return
+    with deepspeed.zero.GatheredParameters(parameters, modifier_rank=None):
+        yield
 
 
 def micro_steps_per_step(engine: DeepSpeedEngine) -> int:

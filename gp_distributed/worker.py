@@ -25,11 +25,14 @@ from gp_distributed.data.sharding import eval_gene_slice
 from gp_distributed.data.store import GeneStore, open_store
 from gp_distributed.data.stream import Example, TrainStream, eval_examples
 from gp_distributed.data.tokenize import GeneWindower, tokenizer_for
-from gp_distributed.distributed import WorkerContext, all_reduce_mean, gather_to_rank0, init_single_process_group
-from gp_distributed.engine import build_engine, convert_to_universal, current_learning_rate, load_engine, save_engine
+from gp_distributed.distributed import (WorkerContext, all_reduce_means_and_maxes, gather_to_rank0,
+                                        init_single_process_group)
+from gp_distributed.engine import (build_engine, convert_to_universal, current_learning_rate, gathered_parameters,
+                                   load_engine, save_engine)
 from gp_distributed.errors import GpError
 from gp_distributed.evaluation import score_genes
 from gp_distributed.losses import genepheno_loss
+from gp_distributed.memory import peak_rss_gib, reset_peak_rss
 from gp_distributed.model.genepheno import GenePhenoModel
 from gp_distributed.reporting import LocalReporter, RayReporter, Reporter, ray_worker_context
 from gp_distributed.tracking import Tracker, log_run_inputs, start_tracker
@@ -48,6 +51,8 @@ class TrainState:
     exclusive_pairs: torch.Tensor
     step: int = 0
     tracking_run_id: str | None = None
+    baseline_rss_gib: float = 0.0  # resident peak before the model was built
+    setup_peak_rss_gib: float = 0.0  # resident peak of building the model and engine (and restoring)
 
 
 def build_model(config: GPConfig, store: GeneStore) -> tuple[GenePhenoModel, GeneWindower, int]:
@@ -66,6 +71,7 @@ def build_model(config: GPConfig, store: GeneStore) -> tuple[GenePhenoModel, Gen
 
 
 def setup(config: GPConfig, context: WorkerContext, *, load_universal: bool = False) -> TrainState:
+    baseline_rss_gib = peak_rss_gib()  # the process before any model exists (imports, Ray, torch)
     store = open_store(config.data.store)
     model, windower, pad_token_id = build_model(config, store)
     engine = build_engine(model, config, context.world_size, load_universal=load_universal)
@@ -76,7 +82,8 @@ def setup(config: GPConfig, context: WorkerContext, *, load_universal: bool = Fa
         seed=config.train.seed, shuffle_buffer_genes=config.data.shuffle_buffer_genes,
     )
     pairs = torch.as_tensor(store.exclusive_pairs, dtype=torch.long)
-    return TrainState(config, context, store, windower, pad_token_id, model, engine, stream, pairs)
+    return TrainState(config, context, store, windower, pad_token_id, model, engine, stream, pairs,
+                      baseline_rss_gib=baseline_rss_gib)
 
 
 def is_elastic_resume(meta: ckpt.CheckpointMeta, context: WorkerContext) -> bool:
@@ -146,7 +153,7 @@ def train_step(state: TrainState) -> dict[str, float]:
     state.step += 1
     seconds = time.perf_counter() - started
     return {**totals, "learning_rate": current_learning_rate(state.engine),
-            "genes_per_second": genes / seconds, "tokens_per_second": tokens / seconds}
+            "genes_per_second": genes / seconds, "tokens_per_second": tokens / seconds, "step_seconds": seconds}
 
 
 @torch.no_grad()
@@ -159,10 +166,21 @@ def predict_split(state: TrainState, split: str) -> tuple[np.ndarray, np.ndarray
     indices, scores = [], []
     examples = list(eval_examples(state.store, mine, state.windower, seed=state.config.train.seed))
     size = state.config.train.micro_batch_size
-    for start in range(0, len(examples), size):
-        batch = _collate(state, examples[start : start + size])
-        scores.append(torch.sigmoid(state.engine(batch.to(state.engine.device)).label_logits.float()).cpu().numpy())
-        indices.append(batch.gene_index.numpy())
+    n_batches = -(-len(examples) // size)
+    # Under ZeRO-3 every forward gathers parameters collectively, so every rank must run as many
+    # forwards as the busiest one: the others repeat a filler batch and drop its output.
+    total_batches = n_batches
+    if state.config.train.zero_stage == 3:
+        total_batches = int(all_reduce_means_and_maxes({}, {"batches": float(n_batches)})["batches"])
+        filler = examples[:size] or list(eval_examples(state.store, members[:1], state.windower, seed=0))
+    for batch_number in range(total_batches):
+        real = batch_number < n_batches
+        chunk = examples[batch_number * size : (batch_number + 1) * size] if real else filler
+        batch = _collate(state, chunk)
+        output = state.engine(batch.to(state.engine.device))
+        if real:
+            scores.append(torch.sigmoid(output.label_logits.float()).cpu().numpy())
+            indices.append(batch.gene_index.numpy())
     state.engine.module.train()
     width = len(state.store.label_ids)
     local = (np.concatenate(indices) if indices else np.zeros(0, np.int64),
@@ -190,8 +208,11 @@ def save_checkpoint(state: TrainState, directory: Path) -> None:
         save_engine(state.engine, directory / ckpt.ENGINE_DIR, ckpt.engine_tag(state.step), {"step": state.step})
         ckpt.write_worker_state(directory, state.context.world_rank, state.stream.state_dict())
         inject_fault(state.config, state, "checkpoint")
+        trainable = [p for p in state.model.parameters() if p.requires_grad]
+        with gathered_parameters(trainable, state.config.train.zero_stage):  # ZeRO-3: whole tensors on rank 0
+            if state.context.is_rank0:
+                ckpt.write_trainable(directory, state.model.trainable_state_dict())
         if state.context.is_rank0:
-            ckpt.write_trainable(directory, state.model.trainable_state_dict())
             meta = ckpt.CheckpointMeta(state.step, state.context.world_size, state.config.train.zero_stage,
                                        state.tracking_run_id)
             ckpt.write_meta(directory, meta, config_to_yaml(state.config))
@@ -229,6 +250,10 @@ def train(config: GPConfig, context: WorkerContext, reporter: Reporter) -> dict[
         state = setup(config, context, load_universal=meta is not None and is_elastic_resume(meta, context))
         if meta is not None:
             restore(state, resume_dir, meta)
+    # Memory metrics: the peak of building the model (the whole unpartitioned model exists then), and,
+    # per step, the peak since training began (the ZeRO-partitioned steady state).
+    state.setup_peak_rss_gib = peak_rss_gib()
+    reset_peak_rss()
     train_config = config.train
     # Rank 0 logs to MLflow (continuing the run a resumed checkpoint names); other ranks get a null tracker.
     tracker = start_tracker(config.tracking, train_config.run_name, is_rank0=context.is_rank0,
@@ -253,7 +278,9 @@ def _train_steps(state: TrainState, reporter: Reporter, tracker: Tracker) -> dic
     while state.step < train_config.max_steps:
         step_metrics = train_step(state)
         inject_fault(config, state, "step")
-        metrics = {"step": state.step, **{k: all_reduce_mean(v) for k, v in step_metrics.items()}}
+        metrics = {"step": state.step, **all_reduce_means_and_maxes(step_metrics, {
+            "memory/peak_rss_gib": peak_rss_gib(), "memory/setup_peak_rss_gib": state.setup_peak_rss_gib,
+            "memory/baseline_rss_gib": state.baseline_rss_gib})}
         if state.step % 10 == 0 or state.step == 1:
             context.print0(f"step {state.step}: loss {metrics['loss']:.4f} lr {metrics['learning_rate']:.2e} "
                            f"{metrics['genes_per_second'] * context.world_size:.1f} genes/s")

@@ -95,3 +95,13 @@ def test_bad_input_found_on_a_worker_is_one_error_line(demo_store: Path, tmp_pat
     with pytest.raises(GpError, match=r"corrupted residue data in seq/residues/c/") as raised:
         _train(store, tmp_path, "corrupt", 2, 2, "scaling.max_failures=0")
     assert "\n" not in str(raised.value)
+
+
+def test_zero3_two_workers_write_the_contract_and_evaluate(demo_store: Path, tmp_path: Path) -> None:
+    """ZeRO-3: every forward is collective, so evaluation must run as many forwards on every rank even
+    when the split does not divide evenly; every rank writes its own model states."""
+    result = _train(demo_store, tmp_path, "zero3", 2, 2, "train.zero_stage=3")
+    files = {str(p.relative_to(result.checkpoint_dir)) for p in result.checkpoint_dir.rglob("*") if p.is_file()}
+    assert files == expected_files(step=2, world_size=2, zero_stage=3)
+    assert "test/all/auc" in result.metrics and "valid/all/fmax" in result.metrics
+    assert _weights(result)["head.linear.weight"].numel() > 100_000  # gathered, not a rank's empty shard
