@@ -90,7 +90,10 @@ def ensure_store(config: GPConfig) -> None:
 
 
 def _runtime_env(use_gpu: bool) -> dict[str, Any]:
-    env_vars = {"RAY_AUTH_MODE": "token", "TOKENIZERS_PARALLELISM": "false"}
+    # MALLOC_MMAP_THRESHOLD_: glibc then serves every block over 128 KiB with mmap and returns it on
+    # free. Its default threshold adapts upwards after frees, so the weights freed when ZeRO-3 partitions
+    # a freshly built model stayed resident (measured: 6.1 instead of 4.8 GiB per 1.2B-model worker).
+    env_vars = {"RAY_AUTH_MODE": "token", "TOKENIZERS_PARALLELISM": "false", "MALLOC_MMAP_THRESHOLD_": "131072"}
     if not use_gpu:
         env_vars["DS_ACCELERATOR"] = "cpu"
     return {"env_vars": env_vars}
