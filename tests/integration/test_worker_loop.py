@@ -1,13 +1,15 @@
 """The DeepSpeed worker loop in-process (world size 1, gloo on loopback): the checkpoint contract,
 frozen backbone, exact resume, and `gp evaluate` on the result."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from gp_distributed.checkpoint import expected_files
+from gp_distributed.checkpoint import expected_files, latest_complete_checkpoint
 from gp_distributed.cli import main
 from gp_distributed.config import load_config
 from gp_distributed.data.store import open_store
@@ -65,20 +67,27 @@ def test_gp_evaluate_scores_a_checkpoint(demo_store: Path, tmp_path: Path, capsy
     assert results["all"]["auc"] == pytest.approx(result.metrics["test/all/auc"], abs=1e-9)
 
 
-def test_zero3_checkpoint_holds_whole_trainable_tensors(demo_store: Path, tmp_path: Path, capsys) -> None:
+def test_zero3_checkpoint_holds_whole_trainable_tensors(demo_store: Path, tmp_path: Path) -> None:
     """ZeRO-3 partitions large parameters (the demo head's label x concept weight is one): the saved
     trainable weights must be the gathered, full tensors, which `gp evaluate` then loads."""
-    result = _train(demo_store, tmp_path, "zero3", 2, "train.zero_stage=3")
-    files = {str(p.relative_to(result.checkpoint_dir)) for p in result.checkpoint_dir.rglob("*") if p.is_file()}
+    # In a child process: ZeRO-3 replaces torch.nn.functional.linear process-wide (DeepSpeed's
+    # partition_parameters), which would change what autograd saves in every later test here.
+    overrides = [*tiny_training_overrides(demo_store, tmp_path, "zero3", 2), "scaling.num_workers=0", "train.zero_stage=3"]
+    done = subprocess.run([sys.executable, "-m", "gp_distributed.cli", "train", *overrides], capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    checkpoint = latest_complete_checkpoint(tmp_path / "zero3")
+    assert checkpoint is not None and checkpoint.name == "checkpoint_00000002"
+    files = {str(p.relative_to(checkpoint)) for p in checkpoint.rglob("*") if p.is_file()}
     assert files == expected_files(step=2, world_size=1, zero_stage=3)
-    saved = load_file(str(result.checkpoint_dir / "trainable.safetensors"))
+    saved = load_file(str(checkpoint / "trainable.safetensors"))
     assert saved["head.linear.weight"].numel() > 100_000  # above DeepSpeed's persistence threshold
-    fresh, _, _ = build_model(read_checkpoint_config(result.checkpoint_dir), open_store(demo_store))
+    fresh, _, _ = build_model(read_checkpoint_config(checkpoint), open_store(demo_store))
     expected = fresh.trainable_state_dict()
     assert saved.keys() == expected.keys()
     for key, tensor in saved.items():
         assert tensor.shape == expected[key].shape, key
     # Trained, not the initial values: the head moved in 2 steps.
     assert not torch.equal(saved["head.linear.weight"], expected["head.linear.weight"])
-    assert main(["evaluate", "--checkpoint", str(result.checkpoint_dir), "--store", str(demo_store),
+    assert main(["evaluate", "--checkpoint", str(checkpoint), "--store", str(demo_store),
                  "--split", "valid"]) == 0
