@@ -40,7 +40,7 @@ import re
 import tempfile
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -174,6 +174,22 @@ def _run_exists(client: MlflowClient, run_id: str) -> bool:
     return True
 
 
+def _backlog_path(backlog_dir: Path | None, run_id: str | None) -> Path | None:
+    return backlog_dir / f"mlflow_backlog_{run_id}.jsonl" if backlog_dir is not None and run_id else None
+
+
+def _read_backlog(path: Path) -> list[Metric]:
+    """Metrics an outage held back, one JSON array `[key, value, timestamp, step]` per line."""
+    metrics = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        try:
+            key, value, timestamp, step = json.loads(line)
+            metrics.append(Metric(str(key), float(value), int(timestamp), int(step)))
+        except (ValueError, TypeError) as error:
+            raise InputError(path, f"unreadable metric backlog entry: {error}", line=number) from None
+    return metrics
+
+
 class MlflowTracker:
     """Rank 0's tracker over one MLflow run, logged to with explicit run ids.
 
@@ -183,7 +199,7 @@ class MlflowTracker:
     """
 
     def __init__(self, tracking_uri: str, run_id: str, *, owns_run: bool, resumed: bool = False,
-                 survive_outages: bool = False, backlog_dir: Path | None = None):
+                 survive_outages: bool = False, backlog_dir: Path | None = None, held_back: list[Metric] | None = None):
         self.tracking_uri = tracking_uri
         self.run_id: str | None = run_id
         self.resumed = resumed
@@ -193,10 +209,10 @@ class MlflowTracker:
         self._outage_since: float | None = None  # time.monotonic() of the failure, or of the last retry
         self._pending: list[Metric] = []  # metrics not logged yet because of an outage
         self.dropped_metrics = 0
-        self._backlog = backlog_dir / f"mlflow_backlog_{run_id}.jsonl" if backlog_dir is not None else None
-        if self._backlog is not None and self._backlog.is_file():
-            self._pending = [Metric(*json.loads(line)) for line in self._backlog.read_text().splitlines()]
-            if self._call("log_metrics", self._flush_metrics):
+        self._backlog = _backlog_path(backlog_dir, run_id)
+        if held_back:
+            self._pending = list(held_back)
+            if self._call("log_metrics", self._flush_metrics) and self._backlog is not None:
                 print(f"tracking: logged {self._backlog.name} (metrics an earlier outage held back)")
                 self._backlog.unlink()
 
@@ -204,7 +220,7 @@ class MlflowTracker:
     def in_outage(self) -> bool:
         return self._outage_since is not None
 
-    def _call(self, action: str, call: Any, *args: Any, **kwargs: Any) -> bool:
+    def _call(self, action: str, call: Callable[..., object], *args: Any, **kwargs: Any) -> bool:
         """Run one MLflow call. A tracker started for training survives its failure (one line, then
         calls are skipped until the retry interval passes); other trackers let it raise."""
         if self._outage_since is not None and time.monotonic() - self._outage_since < _OUTAGE_RETRY_SECONDS:
@@ -236,13 +252,15 @@ class MlflowTracker:
         if run_id is not None and not _run_exists(client, run_id):
             print(f"tracking: run {run_id} from the checkpoint is not in {tracking_uri}; starting a new run")
             run_id = None
+        backlog = _backlog_path(backlog_dir, run_id)
+        held_back = _read_backlog(backlog) if backlog is not None and backlog.is_file() else []  # before the run starts
         if run_id is not None:
             run = mlflow.start_run(run_id=run_id, log_system_metrics=system_metrics)
         else:
             run = mlflow.start_run(experiment_id=_experiment_id(client, experiment, tracking_uri),
                                    run_name=run_name, log_system_metrics=system_metrics)
         return cls(tracking_uri, run.info.run_id, owns_run=True, resumed=run_id is not None, survive_outages=True,
-                   backlog_dir=backlog_dir)
+                   backlog_dir=backlog_dir, held_back=held_back)
 
     @classmethod
     def attach(cls, tracking_uri: str, run_id: str) -> MlflowTracker:

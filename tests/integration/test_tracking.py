@@ -12,6 +12,7 @@ from gp_distributed import checkpoint as ckpt
 from gp_distributed.config import TrackingConfig, config_to_yaml, load_config
 from gp_distributed.data.store import open_store
 from gp_distributed.data.tokenize import tokenizer_for
+from gp_distributed.errors import InputError
 from gp_distributed.model.genepheno import GenePhenoModel
 from gp_distributed.tracking import (
     MlflowTracker,
@@ -139,3 +140,22 @@ def test_champion_moves_only_to_a_better_validation_fmax(tracking_uri: str, demo
     better = register(0.40)
     assert better.promoted and better.champion_version == "4" and (candidate(), champion()) == ("4", "4")
     assert client.get_model_version("gp-test", "4").run_id is not None
+
+
+def test_an_outage_backlog_is_logged_by_the_resuming_tracker(tmp_path: Path) -> None:
+    """The backlog a tracker leaves when MLflow is away at the end goes out first when the run resumes;
+    a damaged backlog is one error naming the file and line."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    first = MlflowTracker.start(uri, "backlog", "run", system_metrics=False)
+    first.end()
+    backlog = tmp_path / f"mlflow_backlog_{first.run_id}.jsonl"
+    backlog.write_text('["loss", 0.5, 1000, 7]\n["loss", 0.25, 2000, 8]\n')
+    resumed = MlflowTracker.start(uri, "backlog", "run", run_id=first.run_id, system_metrics=False,
+                                  backlog_dir=tmp_path)
+    resumed.end()
+    history = MlflowClient(uri).get_metric_history(first.run_id, "loss")
+    assert sorted((m.step, m.value) for m in history) == [(7, 0.5), (8, 0.25)]
+    assert not backlog.exists()
+    backlog.write_text('["loss", 0.5, 1000, 7]\n{"not": "a metric"}\n')
+    with pytest.raises(InputError, match=r"mlflow_backlog_.*\.jsonl:2: unreadable metric backlog entry"):
+        MlflowTracker.start(uri, "backlog", "run", run_id=first.run_id, system_metrics=False, backlog_dir=tmp_path)
