@@ -1,6 +1,7 @@
 """Shared test setup: CPU DeepSpeed, Ray token auth, where the real bundle and demo data live."""
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -44,6 +45,17 @@ def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     inputs = {name: REPO_ROOT / getattr(config.ingest, name) for name in (
         "fasta", "id_map", "labels", "ontology", "go", "go_ontology", "exclusive_pairs")}
     run_ingest(config.ingest.model_copy(update=inputs), show_progress=False)
+    return out
+
+
+def corrupted_store_copy(store: Path, out: Path) -> Path:
+    """A copy of `store` at `out` with one byte flipped in every residue shard, so the first residue read
+    fails its CRC32C check whatever order a stream reads shards in."""
+    shutil.copytree(store, out)
+    for shard in (out / "seq" / "residues" / "c").iterdir():
+        data = bytearray(shard.read_bytes())
+        data[len(data) // 3] ^= 0xFF
+        shard.write_bytes(bytes(data))
     return out
 
 

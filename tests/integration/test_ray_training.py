@@ -1,7 +1,6 @@
 """Ray Train over DeepSpeed workers on a private loopback Ray: resume by run name, recovery from a
 worker killed mid-epoch (bit-identical result), and elastic resume across world sizes (ZeRO-2)."""
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from gp_distributed.config import load_config
 from gp_distributed.errors import GpError
 from gp_distributed.launcher import TrainingResult, run_training, start_local_ray
 
-from ..conftest import tiny_training_overrides
+from ..conftest import corrupted_store_copy, tiny_training_overrides
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -86,12 +85,7 @@ def test_elastic_resume_continues_the_loss_trajectory(before: int, after: int, d
 
 def test_bad_input_found_on_a_worker_is_one_error_line(demo_store: Path, tmp_path: Path) -> None:
     """A worker's InputError (here a corrupted store shard) comes out of `trainer.fit()` as itself."""
-    store = tmp_path / "corrupt.zarr"
-    shutil.copytree(demo_store, store)
-    for shard in (store / "seq" / "residues" / "c").iterdir():
-        data = bytearray(shard.read_bytes())
-        data[len(data) // 3] ^= 0xFF
-        shard.write_bytes(bytes(data))
+    store = corrupted_store_copy(demo_store, tmp_path / "corrupt.zarr")
     with pytest.raises(GpError, match=r"corrupted residue data in seq/residues/c/") as raised:
         _train(store, tmp_path, "corrupt", 2, 2, "scaling.max_failures=0")
     assert "\n" not in str(raised.value)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import resource
-import shutil
 import signal
 import socket
 import subprocess
@@ -28,7 +27,7 @@ from gp_distributed.cli import main
 from gp_distributed.config import load_config
 from gp_distributed.launcher import run_training
 
-from ..conftest import REPO_ROOT, tiny_training_overrides
+from ..conftest import REPO_ROOT, corrupted_store_copy, tiny_training_overrides
 
 pytestmark = pytest.mark.integration
 
@@ -89,13 +88,7 @@ def test_checkpoint_missing_a_rank_file_is_not_complete(demo_store: Path, tmp_pa
 
 
 def test_corrupted_store_shard_stops_training_naming_the_shard(demo_store: Path, tmp_path: Path, capsys) -> None:
-    store = tmp_path / "corrupt.zarr"
-    shutil.copytree(demo_store, store)
-    shards = sorted((store / "seq" / "residues" / "c").iterdir())
-    for shard in shards:  # every shard, so the first read fails whatever the shuffle picks
-        data = bytearray(shard.read_bytes())
-        data[len(data) // 3] ^= 0xFF
-        shard.write_bytes(bytes(data))
+    store = corrupted_store_copy(demo_store, tmp_path / "corrupt.zarr")
     assert main(["train", *_overrides(store, tmp_path / "runs", 2)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
