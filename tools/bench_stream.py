@@ -128,7 +128,7 @@ def stream_step(store: GeneStore, config: GPConfig) -> Step:
     def step() -> tuple[int, int]:
         examples = [next(stream) for _ in range(size)]
         collate(examples, int(tokenizer.pad_token_id), n_concepts, n_labels, config.data.max_go_terms)
-        return size, int(sum(lengths[example.gene_index] for example in examples))
+        return size, int(lengths[[example.gene_index for example in examples]].sum())
 
     return step
 

@@ -1,16 +1,18 @@
 """Per-rank, resumable streaming of training genes from the store.
 
-A rank reads its shards (contiguous gene blocks, one residue read each; see sharding.py), pushes genes
-through a shuffle buffer, and yields them forever, epoch after epoch. Order is a pure function of
-(seed, rank, world_size, epoch); `state_dict()` captures the exact position (epoch, shard cursor, the
-buffer's gene indices, the RNG state), so a resumed stream yields exactly what the uninterrupted one
-would have. Windowing/tokenisation randomness uses the same RNG, so it resumes exactly too.
+A rank reads its shards (contiguous gene blocks, one residue read each; see sharding.py), tokenises each
+block as it is read, pushes its examples through a shuffle buffer, and yields them forever, epoch after
+epoch. Order is a pure function of (seed, rank, world_size, epoch): a block's windows come from an RNG
+seeded by (seed, rank, epoch, shard), the buffer's picks from the stream's RNG. `state_dict()` captures
+the exact position (epoch, shard cursor, the buffer's gene indices, the picks' RNG state and how many of
+its drawn picks were used), so a resumed stream yields exactly what the uninterrupted one would have: it
+re-reads and re-tokenises the buffered genes' shards, which gives the same windows.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +23,11 @@ from gp_distributed.data.store import GeneRecord, GeneStore
 
 # (sequence bytes, rng) -> token-id windows for one gene
 WindowEncoder = Callable[[bytes, np.random.Generator], list[np.ndarray]]
+# (sequences, rng) -> token-id windows per gene; the same as a WindowEncoder called gene after gene
+BlockEncoder = Callable[[Sequence[bytes], np.random.Generator], list[list[np.ndarray]]]
+
+# Shuffle-buffer picks are drawn this many at a time: an RNG call per gene cost ~2 us, ~5 % of the stream.
+PICKS_PER_DRAW = 256
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,13 @@ def make_example(record: GeneRecord, encode: WindowEncoder, rng: np.random.Gener
     )
 
 
+def _block_encoder(encode: WindowEncoder) -> BlockEncoder:
+    """`encode.encode_block` where the encoder has one (a GeneWindower: one numpy pass per block), else
+    `encode` called gene after gene with the same RNG."""
+    encode_block: BlockEncoder | None = getattr(encode, "encode_block", None)
+    return encode_block or (lambda sequences, rng: [encode(sequence, rng) for sequence in sequences])
+
+
 class TrainStream:
     """Endless, shuffled, resumable iterator of `Example`s for one rank."""
 
@@ -60,16 +74,18 @@ class TrainStream:
         split: str = "train",
     ):
         self._store = store
-        self._encode = encode
+        self._encode_block = _block_encoder(encode)
         self._rank, self._world_size, self._seed = rank, world_size, seed
         self._buffer_size = shuffle_buffer_genes
         self._shards = store.shards(split, genes_per_shard)
         if not self._shards:
             raise ValueError(f"{store.path}: no '{split}' genes to stream")
+        self._shard_starts = np.array([shard.start for shard in self._shards])
         self._epoch = 0
         self._shard_cursor = 0  # position in this epoch's shard list
-        self._buffer: list[GeneRecord] = []
+        self._buffer: list[Example] = []
         self._rng = np.random.default_rng([seed, rank, 0xB0F])
+        self._draw_picks()
         self._order: list[int] = []
         self._order_epoch = -1  # the epoch `_order` belongs to
 
@@ -77,12 +93,27 @@ class TrainStream:
     def epoch(self) -> int:
         return self._epoch
 
+    def _draw_picks(self) -> None:
+        """The next PICKS_PER_DRAW uniform [0, 1) picks; the RNG state before them is what resumes them."""
+        self._picks_rng_state = self._rng.bit_generator.state
+        self._picks: list[float] = self._rng.random(PICKS_PER_DRAW).tolist()
+        self._picks_used = 0
+
     def _epoch_shards(self) -> list[int]:
         """This epoch's shard order, computed once per epoch (a pure function of the stream's identity)."""
         if self._order_epoch != self._epoch:
             self._order = assign_shards(len(self._shards), self._rank, self._world_size, self._epoch, self._seed)
             self._order_epoch = self._epoch
         return self._order
+
+    def _shard_examples(self, shard_position: int) -> list[Example]:
+        """Every gene of one shard, tokenised with the block RNG of (seed, rank, epoch, shard)."""
+        shard = self._shards[shard_position]
+        records = self._store.read_block(shard.start, shard.stop)
+        rng = np.random.default_rng([self._seed, self._rank, self._epoch, shard_position, 0xB10C])
+        windows = self._encode_block([record.sequence for record in records], rng)
+        return [Example(record.index, gene_windows, record.go_input, record.go_concepts, record.labels)
+                for record, gene_windows in zip(records, windows)]
 
     def _refill(self) -> None:
         """Read whole shards into the buffer until it is full; roll over to the next epoch as needed."""
@@ -93,44 +124,70 @@ class TrainStream:
                     self._epoch, self._shard_cursor = self._epoch + 1, 0
                     continue
                 return  # drain the buffer before the next epoch starts: epochs never mix
-            shard = self._shards[order[self._shard_cursor]]
+            position = order[self._shard_cursor]
             self._shard_cursor += 1
-            self._buffer.extend(self._store.read_block(shard.start, shard.stop))
+            self._buffer.extend(self._shard_examples(position))
 
     def __iter__(self) -> Iterator[Example]:
         return self
 
     def __next__(self) -> Example:
-        self._refill()
-        pick = int(self._rng.integers(len(self._buffer)))
-        # Swap-remove: O(1), and deterministic given the RNG state.
+        if len(self._buffer) < self._buffer_size:
+            self._refill()
+        if self._picks_used == PICKS_PER_DRAW:
+            self._draw_picks()
+        size = len(self._buffer)
+        pick = min(int(self._picks[self._picks_used] * size), size - 1)  # min: rounding of u * size up to size
+        self._picks_used += 1
+        # Swap-remove: O(1), and deterministic given the picks.
         self._buffer[pick], self._buffer[-1] = self._buffer[-1], self._buffer[pick]
-        return make_example(self._buffer.pop(), self._encode, self._rng)
+        return self._buffer.pop()
 
     def start_epoch(self, epoch: int) -> None:
         """Jump to the start of `epoch` (elastic resume: cursors of another world size do not map)."""
         self._epoch, self._shard_cursor, self._buffer = epoch, 0, []
 
     def state_dict(self) -> dict[str, Any]:
+        """JSON-ready position: ints, a list of ints, and the picks' RNG state (numpy's bit generator
+        state dict) from before the group of picks now being used, of which "picks_used" are used."""
         return {
             "epoch": self._epoch,
             "shard_cursor": self._shard_cursor,
-            "buffer_gene_indices": [r.index for r in self._buffer],
-            "rng": self._rng.bit_generator.state,
+            "buffer_gene_indices": [example.gene_index for example in self._buffer],
+            "rng": self._picks_rng_state,
+            "picks_used": self._picks_used,
             "rank": self._rank,
             "world_size": self._world_size,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a position saved by `state_dict()` of a stream with the same rank and world size."""
+        """Restore a position saved by `state_dict()` of a stream with the same rank and world size.
+
+        A state without "picks_used" (written before picks were drawn in groups) resumes its RNG as it
+        was: deterministic, though not the order the stream that wrote it would have gone on with.
+        """
         if (state["rank"], state["world_size"]) != (self._rank, self._world_size):
             raise ValueError(
                 f"stream state of rank {state['rank']}/{state['world_size']} given to rank {self._rank}/{self._world_size}"
             )
         self._epoch = int(state["epoch"])
         self._shard_cursor = int(state["shard_cursor"])
-        self._buffer = [self._store.gene(int(i)) for i in state["buffer_gene_indices"]]
         self._rng.bit_generator.state = state["rng"]
+        self._draw_picks()
+        self._picks_used = int(state.get("picks_used", 0))
+        self._buffer = self._examples_of(np.asarray(state["buffer_gene_indices"], dtype=np.int64))
+
+    def _examples_of(self, gene_indices: np.ndarray) -> list[Example]:
+        """The buffered examples of this epoch for `gene_indices`, in order: their shards read and
+        tokenised again, which gives the same windows (the block RNG depends on the shard alone)."""
+        positions = np.searchsorted(self._shard_starts, gene_indices, side="right") - 1
+        examples: dict[int, Example] = {}
+        for position in np.unique(positions).tolist():
+            examples.update((example.gene_index, example) for example in self._shard_examples(position))
+        missing = sorted(set(gene_indices.tolist()) - examples.keys())
+        if missing:
+            raise ValueError(f"stream state buffers genes outside this stream's shards: {missing[:5]}")
+        return [examples[index] for index in gene_indices.tolist()]
 
 
 def eval_examples(store: GeneStore, gene_indices: np.ndarray, encode: WindowEncoder, seed: int) -> Iterator[Example]:

@@ -18,13 +18,16 @@ Input sequences are uppercase ASCII (the store's contract). Tokenising a whole g
 Face wrapper to keep one window dominated the training stream (docs/benchmarks.md), so both of our
 vocabularies also have a numpy path giving exactly the same ids: a byte -> id table for per-residue
 vocabularies (`ResidueTable`), and for the DNA k-mer vocabulary a token layout computed from the N
-positions alone (`KmerTable`), from which only the window's tokens are read.
+positions alone (`KmerTable`), from which only the windows' tokens are read. `encode_block` runs these
+paths over a whole block of genes at once (the stream's unit), since per-gene numpy calls cost more
+than the work they do.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -153,14 +156,15 @@ class ResidueTable:
     prefix: np.ndarray
     suffix: np.ndarray
 
+    @property
+    def known_bytes(self) -> bytes:
+        """The bytes that have a token: `text.translate(None, known_bytes)` is empty iff the table reads all of text."""
+        return np.flatnonzero(self.ids_by_byte >= 0).astype(np.uint8).tobytes()
+
 
 def residue_table_for(tokenizer: PreTrainedTokenizerBase) -> ResidueTable | None:
     """The lookup table of a tokenizer that maps every uppercase letter to exactly one token, in context
-    as alone (ESM-style protein vocabularies); None otherwise (k-mer vocabularies group letters).
-
-    Tokenising a whole gene through the Hugging Face wrapper to keep one window costs ~0.5 ms a gene and
-    dominated the training stream (docs/benchmarks.md); a table lookup gives the same ids.
-    """
+    as alone (ESM-style protein vocabularies); None otherwise (k-mer vocabularies group letters)."""
     letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
     probe = letters + letters[::-1] + "AAAAAAAAAAAA"
     in_context = tokenizer(probe, add_special_tokens=False)["input_ids"]
@@ -228,43 +232,62 @@ def kmer_table_for(tokenizer: PreTrainedTokenizerBase) -> KmerTable | None:
 
 @dataclass(frozen=True)
 class KmerLayout:
-    """Where the tokens of one DNA sequence are, known from its N positions alone. The sequence is R
-    runs of ACGT separated by R - 1 Ns; run r reads as n_kmers[r] k-mers, then its tail (fewer than k
-    bases) one base a token, then the N that ends it."""
+    """Where the tokens of DNA sequences are, known from their N positions alone. The bytes are R runs
+    of ACGT, each ended by an N, by the end of its gene, or both (an N that ends a gene ends its run);
+    run r reads as n_kmers[r] k-mers, then its tail (fewer than k bases) one base a token, then its N."""
 
+    codes: np.ndarray  # (n,) uint8 KmerTable codes of the bytes (A T C G -> 0 1 2 3, anything else 4)
     run_starts: np.ndarray  # (R,) int64 residue offset of each run
     n_kmers: np.ndarray  # (R,) int64 whole k-mers in each run
-    first_tokens: np.ndarray  # (R,) int64 token index of each run's first token, strictly increasing
+    first_tokens: np.ndarray  # (R,) int64 token index of each run's first token, non-decreasing
     n_tokens: int
+    gene_tokens: np.ndarray  # (G + 1,) int64 token offsets: gene g is tokens [gene_tokens[g], gene_tokens[g + 1])
 
 
-def kmer_layout(codes: np.ndarray, table: KmerTable) -> KmerLayout:
-    """The token layout of `codes` ((n,) uint8, ASCII bytes of a sequence): one pass over the bytes to
-    find the Ns, then O(number of Ns)."""
-    n_positions = np.flatnonzero(table.code_by_byte.take(codes) == _N_CODE)  # take: ~1.7x [] on 100 kbp
-    run_starts = np.concatenate(([0], n_positions + 1))
-    run_lengths = np.concatenate((n_positions, [len(codes)])) - run_starts
+def kmer_layout(raw: bytes | np.ndarray, table: KmerTable, gene_offsets: np.ndarray | None = None) -> KmerLayout:
+    """The token layout of `raw` (n ASCII bytes, or their (n,) uint8 array): one sequence, or G genes
+    concatenated at `gene_offsets` ((G + 1,) int64, from 0 to n), each tokenised on its own. One pass
+    over the bytes to find the Ns, then O(number of Ns + G)."""
+    if gene_offsets is None:
+        gene_offsets = np.array([0, len(raw)], dtype=np.int64)
+    codes = np.frombuffer(bytes(raw).translate(table.code_by_byte.tobytes()), dtype=np.uint8)  # ~1.3x take
+    n_positions = np.flatnonzero(codes == _N_CODE)
+    # A run starts at each gene start (key 2s+1) and after each N (key 2(p+1)): sorted by key, an N that
+    # ends a gene comes before the next gene's start, and empty genes keep their order (stable sort).
+    keys = np.sort(np.concatenate((gene_offsets[:-1] * 2 + 1, n_positions * 2 + 2)), kind="stable")
+    run_starts, after_n = keys // 2, keys % 2 == 0
+    ends_with_n = np.append(after_n[1:], False)  # the next run starts after the N that ends this one
+    run_ends = np.where(ends_with_n, np.append(run_starts[1:], 0) - 1, gene_offsets[np.cumsum(~after_n)])
+    run_lengths = run_ends - run_starts
     n_kmers = run_lengths // table.kmer_size
-    n_run_tokens = n_kmers + run_lengths % table.kmer_size + 1  # + the N ending it (the last run: none)
-    run_ends = np.cumsum(n_run_tokens)
-    return KmerLayout(run_starts, n_kmers, run_ends - n_run_tokens, int(run_ends[-1]) - 1)
+    n_run_tokens = n_kmers + run_lengths % table.kmer_size + ends_with_n
+    ends = np.cumsum(n_run_tokens)
+    first_tokens = ends - n_run_tokens
+    gene_tokens = np.append(first_tokens[~after_n], ends[-1])
+    return KmerLayout(codes, run_starts, n_kmers, first_tokens, int(ends[-1]), gene_tokens)
 
 
-def kmer_tokens(
-    codes: np.ndarray, table: KmerTable, layout: KmerLayout, token_indices: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def kmer_tokens(table: KmerTable, layout: KmerLayout, token_indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(residue offset, id) of the tokens at `token_indices` ((m,) int64, each in [0, n_tokens)) of the
-    sequence `codes` laid out by `layout`; both (m,) int64. Reads only those tokens' residues."""
+    sequences laid out by `layout`; both (m,) int64. Reads only those tokens' residues."""
     k = table.kmer_size
-    run = np.searchsorted(layout.first_tokens, token_indices, side="right") - 1
-    local = token_indices - layout.first_tokens[run]  # token index within its run
-    n_kmers = layout.n_kmers[run]
-    is_kmer = local < n_kmers
-    # After a run's k-mers every token is one residue long: the tail's bases, then the N ending the run.
-    starts = layout.run_starts[run] + np.where(is_kmer, local * k, local + n_kmers * (k - 1))
-    ids = table.single_ids[table.code_by_byte[codes[starts]]]
-    digits = table.code_by_byte[codes[starts[is_kmer, None] + np.arange(k)]].astype(np.int64)  # (m_kmers, k)
-    ids[is_kmer] = table.first_kmer_id + digits @ (4 ** np.arange(k - 1, -1, -1))
+    # A token's run: the runs starting at or before it, less one (of runs sharing a first token, an
+    # empty run and the next, it is in the last). A table over all tokens: ~4x a binary search a token.
+    run = np.cumsum(np.bincount(layout.first_tokens, minlength=layout.n_tokens)).take(token_indices) - 1
+    # Per run, a token's residue offset is affine in its index: k apart over the k-mers, then 1 apart
+    # (the tail's bases, then the N ending the run). (take: ~1.4x [] for these gathers.)
+    kmers_end = layout.first_tokens + layout.n_kmers
+    is_kmer = token_indices < kmers_end.take(run)
+    kmer_base = layout.run_starts - layout.first_tokens * k
+    single_base = layout.run_starts + layout.n_kmers * k - kmers_end
+    starts = np.where(is_kmer, kmer_base.take(run) + token_indices * k, single_base.take(run) + token_indices)
+    ids = table.single_ids.take(layout.codes.take(starts))
+    kmer_starts = starts[is_kmer]
+    # A k-mer's id: its k base codes as a base-4 number, first base most significant (< 4^8: uint16).
+    number = layout.codes.take(kmer_starts).astype(np.uint16) << 2 * (k - 1)
+    for offset in range(1, k):
+        number |= layout.codes.take(kmer_starts + offset).astype(np.uint16) << 2 * (k - 1 - offset)
+    ids[is_kmer] = np.int64(table.first_kmer_id) + number  # an int64 scalar: the sum is int64, not uint16
     return starts, ids
 
 
@@ -284,47 +307,121 @@ def _tokenize(raw: bytes, tokenizer: PreTrainedTokenizerBase,
     return ids[:n_prefix], ids[n_prefix : len(ids) - n_suffix], ids[len(ids) - n_suffix :]
 
 
-def _window_starts(
-    n_tokens: int, capacity: int, strategy: WindowStrategy, max_windows: int, rng: np.random.Generator
-) -> list[int]:
-    """First body-token index of each window (`capacity` body tokens each, the last may be shorter)."""
-    last_start = max(n_tokens - capacity, 0)
-    if strategy == "first":
-        return [0]
-    if strategy == "random":
-        return [int(rng.integers(0, last_start + 1))]
-    if strategy != "all":
-        raise ValueError(f"unknown window strategy {strategy!r} (expected first, random or all)")
-    n_windows = max(-(-n_tokens // capacity), 1)
-    if n_windows <= max_windows:
-        return [index * capacity for index in range(n_windows)]
-    # More windows than allowed: spread max_windows full windows evenly from the first to the last
-    # token, so the whole gene is still sampled rather than only its beginning.
-    return [int(start) for start in np.linspace(0, last_start, max_windows).round()]
+@dataclass(frozen=True)
+class _Windowing:
+    """The window arguments of `encode_windows`, and the RNG that "random" draws from."""
+
+    max_seq_len_tokens: int
+    strategy: WindowStrategy
+    max_windows: int
+    rng: np.random.Generator
+
+    def plan(self, n_tokens: np.ndarray, n_special: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """(gene, first body-token index), both (W,) int64, of the windows of genes with `n_tokens` ((G,),
+        G >= 1) body tokens, in gene order; and the body tokens a window holds (the last may hold fewer).
+        ValueError when the arguments leave no room or name no strategy."""
+        capacity, max_windows = self.max_seq_len_tokens - n_special, self.max_windows
+        if capacity < 1:
+            raise ValueError(f"max_seq_len_tokens={self.max_seq_len_tokens} leaves no room beside {n_special} specials")
+        if max_windows < 1:
+            raise ValueError(f"max_windows must be >= 1, got {max_windows}")
+        genes = np.arange(len(n_tokens))
+        last_start = np.maximum(n_tokens - capacity, 0)
+        if self.strategy == "first":
+            return genes, np.zeros(len(genes), dtype=np.int64), capacity
+        if self.strategy == "random":
+            # One array draw gives exactly the values (and RNG state) of one scalar draw per gene in turn.
+            return genes, self.rng.integers(0, last_start + 1), capacity
+        if self.strategy != "all":
+            raise ValueError(f"unknown window strategy {self.strategy!r} (expected first, random or all)")
+        n_windows = np.maximum(-(-n_tokens // capacity), 1)
+        capped = n_windows > max_windows
+        n_windows[capped] = max_windows
+        gene = np.repeat(genes, n_windows)
+        starts = (np.arange(len(gene)) - np.repeat(np.cumsum(n_windows) - n_windows, n_windows)) * capacity
+        if capped.any():
+            # More windows than allowed: spread max_windows full windows evenly from the first to the last
+            # token, so the whole gene is still sampled rather than only its beginning.
+            spread = [np.linspace(0, last, max_windows).round().astype(np.int64) for last in last_start[capped]]
+            starts[capped[gene]] = np.concatenate(spread)
+        return gene, starts, capacity
 
 
-def _capacity(max_seq_len_tokens: int, n_special: int, max_windows: int) -> int:
-    """Body tokens per window; ValueError when the window arguments leave no room."""
-    if max_seq_len_tokens - n_special < 1:
-        raise ValueError(f"max_seq_len_tokens={max_seq_len_tokens} leaves no room beside {n_special} specials")
-    if max_windows < 1:
-        raise ValueError(f"max_windows must be >= 1, got {max_windows}")
-    return max_seq_len_tokens - n_special
+def _per_gene(windows: list[np.ndarray], gene: np.ndarray, n_genes: int) -> list[list[np.ndarray]]:
+    """Windows listed in gene order -> one list per gene."""
+    if len(windows) == n_genes:  # one window a gene (every strategy but "all")
+        return [[window] for window in windows]
+    bounds = np.cumsum(np.bincount(gene, minlength=n_genes)).tolist()
+    return [windows[lo:hi] for lo, hi in zip([0, *bounds[:-1]], bounds)]
 
 
-def _kmer_windows(
-    codes: np.ndarray, table: KmerTable, max_seq_len_tokens: int, strategy: WindowStrategy, max_windows: int,
+def _table_windows(gene_tokens: np.ndarray, read_ids: Callable[[np.ndarray], np.ndarray], prefix: np.ndarray,
+                   suffix: np.ndarray, windowing: _Windowing) -> list[list[np.ndarray]]:
+    """Windows of genes whose body tokens are [gene_tokens[g], gene_tokens[g + 1]) of one token sequence;
+    `read_ids` maps token indices (any shape) to ids. Every window is the start of a row of one matrix."""
+    n_tokens = np.diff(gene_tokens)
+    gene, starts, capacity = windowing.plan(n_tokens, len(prefix) + len(suffix))
+    lengths = np.minimum(n_tokens[gene] - starts, capacity)
+    width = int(lengths.max())
+    rows = np.empty((len(gene), len(prefix) + width + len(suffix)), dtype=np.int64)
+    rows[:, : len(prefix)] = prefix
+    if width:
+        tokens = (gene_tokens[gene] + starts)[:, None] + np.arange(width)  # (W, width)
+        # Past a window's end: any valid token (the row is cut before it).
+        rows[:, len(prefix) : len(prefix) + width] = read_ids(np.minimum(tokens, gene_tokens[-1] - 1))
+    ends = lengths + len(prefix)
+    for offset, token in enumerate(suffix.tolist()):
+        rows[np.arange(len(gene)), ends + offset] = token
+    windows = [row[:end] for row, end in zip(rows, (ends + len(suffix)).tolist())]
+    return _per_gene(windows, gene, len(n_tokens))
+
+
+def _tokenizer_windows(raws: list[bytes], tokenizer: PreTrainedTokenizerBase, residue_table: ResidueTable | None,
+                       windowing: _Windowing) -> list[list[np.ndarray]]:
+    """Windows through the tokenizer, one gene at a time (any tokenizer: the same specials for every gene)."""
+    parts = [_tokenize(raw, tokenizer, residue_table) for raw in raws]
+    n_tokens = np.array([len(body) for _, body, _ in parts], dtype=np.int64)
+    gene, starts, capacity = windowing.plan(n_tokens, len(parts[0][0]) + len(parts[0][2]))
+    windows = [np.concatenate([parts[g][0], parts[g][1][start : start + capacity], parts[g][2]])
+               for g, start in zip(gene.tolist(), starts.tolist())]
+    return _per_gene(windows, gene, len(raws))
+
+
+def encode_block(
+    sequences: Sequence[bytes | np.ndarray],
+    tokenizer: PreTrainedTokenizerBase,
+    max_seq_len_tokens: int,
+    strategy: WindowStrategy,
+    max_windows: int,
     rng: np.random.Generator,
-) -> list[np.ndarray]:
-    """`encode_windows` through the k-mer table: the same window starts (same `rng` draws) from the
-    token count alone, then the ids of the windows' tokens only."""
-    layout = kmer_layout(codes, table)
-    capacity = _capacity(max_seq_len_tokens, len(table.prefix) + len(table.suffix), max_windows)
-    windows = []
-    for start in _window_starts(layout.n_tokens, capacity, strategy, max_windows, rng):
-        _, ids = kmer_tokens(codes, table, layout, np.arange(start, min(start + capacity, layout.n_tokens)))
-        windows.append(np.concatenate([table.prefix, ids, table.suffix]))
-    return windows
+    residue_table: ResidueTable | None = None,
+    kmer_table: KmerTable | None = None,
+) -> list[list[np.ndarray]]:
+    """`encode_windows` of each sequence, in order: the same windows and the same `rng` draws as calling
+    it once per sequence in turn. On the table paths the block is one numpy computation (per-gene numpy
+    calls dominated the training stream); a block holding text that a table does not read the way the
+    tokenizer does goes through the tokenizer, gene by gene."""
+    raws = [sequence.tobytes() if isinstance(sequence, np.ndarray) else bytes(sequence) for sequence in sequences]
+    if not raws:
+        return []
+    windowing = _Windowing(max_seq_len_tokens, strategy, max_windows, rng)
+    joined = b"".join(raws)
+    offsets = np.zeros(len(raws) + 1, dtype=np.int64)
+    np.cumsum([len(raw) for raw in raws], out=offsets[1:])
+    # The tokenizer matches its added tokens (`<cls>`...) in the raw text and refuses non-ASCII bytes;
+    # such text (never in the store) goes to it so that both paths agree on every input.
+    if kmer_table is not None and joined.isascii() and b"<" not in joined:
+        layout = kmer_layout(joined, kmer_table, offsets)
+
+        def read_kmers(tokens: np.ndarray) -> np.ndarray:
+            return kmer_tokens(kmer_table, layout, tokens.ravel())[1].reshape(tokens.shape)
+
+        return _table_windows(layout.gene_tokens, read_kmers, kmer_table.prefix, kmer_table.suffix, windowing)
+    if residue_table is not None and not joined.translate(None, residue_table.known_bytes):
+        codes, ids_by_byte = np.frombuffer(joined, dtype=np.uint8), residue_table.ids_by_byte
+        return _table_windows(offsets, lambda tokens: ids_by_byte.take(codes.take(tokens)), residue_table.prefix,
+                              residue_table.suffix, windowing)
+    return _tokenizer_windows(raws, tokenizer, residue_table, windowing)
 
 
 def encode_windows(
@@ -351,21 +448,14 @@ def encode_windows(
     so does `kmer_table` (from `kmer_table_for`, our DNA vocabulary only; it wins over `residue_table`),
     reading only the windows' tokens out of the gene.
     """
-    raw = sequence.tobytes() if isinstance(sequence, np.ndarray) else bytes(sequence)
-    # The tokenizer matches its added tokens (`<cls>`...) in the raw text and refuses non-ASCII bytes;
-    # such text (never in the store) goes to it so that both paths agree on every input.
-    if kmer_table is not None and raw.isascii() and b"<" not in raw:
-        codes = np.frombuffer(raw, dtype=np.uint8)
-        return _kmer_windows(codes, kmer_table, max_seq_len_tokens, strategy, max_windows, rng)
-    prefix, body, suffix = _tokenize(raw, tokenizer, residue_table)
-    capacity = _capacity(max_seq_len_tokens, len(prefix) + len(suffix), max_windows)
-    starts = _window_starts(len(body), capacity, strategy, max_windows, rng)
-    return [np.concatenate([prefix, body[start : start + capacity], suffix]) for start in starts]
+    return encode_block([sequence], tokenizer, max_seq_len_tokens, strategy, max_windows, rng, residue_table,
+                        kmer_table)[0]
 
 
 @dataclass(frozen=True)
 class GeneWindower:
-    """`encode_windows` bound to a tokenizer and the data config: `(sequence, rng) -> windows`.
+    """`encode_windows` bound to a tokenizer and the data config: `(sequence, rng) -> windows`, and
+    `encode_block` as `.encode_block(sequences, rng)`.
 
     This is the stream's `WindowEncoder`; it pickles (a frozen dataclass around a picklable tokenizer).
     """
@@ -384,7 +474,10 @@ class GeneWindower:
                    residue_table_for(tokenizer), kmer_table_for(tokenizer))
 
     def __call__(self, sequence: bytes | np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
-        return encode_windows(
-            sequence, self.tokenizer, self.max_seq_len_tokens, self.strategy, self.max_windows, rng,
+        return self.encode_block([sequence], rng)[0]
+
+    def encode_block(self, sequences: Sequence[bytes | np.ndarray], rng: np.random.Generator) -> list[list[np.ndarray]]:
+        return encode_block(
+            sequences, self.tokenizer, self.max_seq_len_tokens, self.strategy, self.max_windows, rng,
             self.residue_table, self.kmer_table,
         )

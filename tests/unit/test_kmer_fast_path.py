@@ -15,9 +15,11 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from gp_distributed.config import DataConfig
 from gp_distributed.data.tokenize import (
+    DNA_SPECIAL_TOKENS,
     GeneWindower,
     build_tokenizer,
     dna_vocab,
+    encode_block,
     encode_windows,
     kmer_layout,
     kmer_table_for,
@@ -76,14 +78,85 @@ def test_kmer_tokens_give_the_tokenizer_ids_and_offsets(sequence: str, kmer_size
     encoded = tok(sequence, add_special_tokens=False, return_offsets_mapping=True)
     codes = np.frombuffer(sequence.encode(), dtype=np.uint8)
     layout = kmer_layout(codes, table)
-    starts, ids = kmer_tokens(codes, table, layout, np.arange(layout.n_tokens))
+    starts, ids = kmer_tokens(table, layout, np.arange(layout.n_tokens))
     assert layout.n_tokens == len(encoded["input_ids"])
     assert ids.tolist() == encoded["input_ids"]
     assert starts.tolist() == [start for start, _ in encoded["offset_mapping"]]
     # Any subset of tokens, in any order, reads the same values.
     subset = np.arange(layout.n_tokens)[::-3]
-    sub_starts, sub_ids = kmer_tokens(codes, table, layout, subset)
+    sub_starts, sub_ids = kmer_tokens(table, layout, subset)
     assert (sub_starts.tolist(), sub_ids.tolist()) == (starts[subset].tolist(), ids[subset].tolist())
+
+
+def reference_windows(tokenizer, sequences: list[bytes], max_len: int, strategy: str, max_windows: int,
+                      rng: np.random.Generator) -> list[list[list[int]]]:
+    """The windows as encode_windows documents them, gene after gene, from the tokenizer's own ids
+    (our DNA tokenizers: `<cls>` before the body, nothing after)."""
+    prefix = [tokenizer.cls_token_id]
+    capacity = max_len - 1
+    genes = []
+    for sequence in sequences:
+        body = tokenizer(sequence.decode(), add_special_tokens=False)["input_ids"]
+        last_start = max(len(body) - capacity, 0)
+        n_windows = max(-(-len(body) // capacity), 1)
+        if strategy == "first":
+            starts = [0]
+        elif strategy == "random":
+            starts = [int(rng.integers(0, last_start + 1))]
+        elif n_windows <= max_windows:
+            starts = [i * capacity for i in range(n_windows)]
+        else:
+            starts = [int(start) for start in np.linspace(0, last_start, max_windows).round()]
+        genes.append([prefix + body[start : start + capacity] for start in starts])
+    return genes
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sequences=st.lists(st.text(st.sampled_from(SEQUENCE_BYTES), max_size=60), max_size=6),
+    kmer_size=st.sampled_from(KMER_SIZES),
+    max_len=st.integers(2, 24),
+    strategy=st.sampled_from(STRATEGIES),
+    max_windows=st.integers(1, 5),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_block_windows_equal_the_tokenizer_windows_gene_after_gene(
+    sequences: list[str], kmer_size: int, max_len: int, strategy: str, max_windows: int, seed: int
+) -> None:
+    """One numpy pass over a block (empty genes, Ns at gene ends, IUPAC codes) gives each gene's windows
+    and RNG draws exactly as the tokenizer read gene after gene with one RNG."""
+    tok = dna(kmer_size)
+    block_rng, reference_rng = np.random.default_rng(seed), np.random.default_rng(seed)
+    raws = [sequence.encode() for sequence in sequences]
+    got = encode_block(raws, tok, max_len, strategy, max_windows, block_rng, kmer_table=kmer_table_for(tok))
+    assert [[w.tolist() for w in gene] for gene in got] == reference_windows(tok, raws, max_len, strategy,
+                                                                            max_windows, reference_rng)
+    assert all(w.dtype == np.int64 for gene in got for w in gene)
+    assert block_rng.bit_generator.state == reference_rng.bit_generator.state
+
+
+@settings(max_examples=40, deadline=None)
+@given(sequences=st.lists(st.text(st.sampled_from(SEQUENCE_BYTES), max_size=40), min_size=1, max_size=5),
+       kmer_size=st.sampled_from(KMER_SIZES))
+def test_block_layout_is_the_genes_layouts_end_to_end(sequences: list[str], kmer_size: int) -> None:
+    table = kmer_table_for(dna(kmer_size))
+    raws = [np.frombuffer(sequence.encode(), dtype=np.uint8) for sequence in sequences]
+    offsets = np.cumsum([0, *map(len, raws)])
+    block = kmer_layout(np.concatenate(raws), table, offsets)
+    genes = [kmer_layout(raw, table) for raw in raws]
+    assert np.diff(block.gene_tokens).tolist() == [gene.n_tokens for gene in genes]
+    starts, ids = kmer_tokens(table, block, np.arange(block.n_tokens))
+    per_gene = [kmer_tokens(table, gene, np.arange(gene.n_tokens)) for gene in genes]
+    assert ids.tolist() == [i for _, gene_ids in per_gene for i in gene_ids.tolist()]
+    shifted = [int(offset) + start for offset, (gene_starts, _) in zip(offsets, per_gene) for start in gene_starts.tolist()]
+    assert starts.tolist() == shifted
+
+
+def test_a_block_with_text_the_tokenizer_reads_specially_takes_its_path() -> None:
+    tok = dna(3)
+    raws = [b"ACGTACGTAC", b"AC<cls>GT", b"", b"NNACG"]
+    got = encode_block(raws, tok, 5, "all", 3, np.random.default_rng(0), kmer_table=kmer_table_for(tok))
+    assert [[w.tolist() for w in gene] for gene in got] == reference_windows(tok, raws, 5, "all", 3, None)
 
 
 def test_known_layout_and_ids() -> None:
@@ -95,8 +168,8 @@ def test_known_layout_and_ids() -> None:
     assert layout.run_starts.tolist() == [0, 5, 6, 12]
     assert layout.n_kmers.tolist() == [1, 0, 1, 0]
     assert layout.first_tokens.tolist() == [0, 3, 4, 8]
-    assert layout.n_tokens == 9
-    starts, ids = kmer_tokens(codes, table, layout, np.arange(9))
+    assert layout.n_tokens == 9 and layout.gene_tokens.tolist() == [0, 9]
+    starts, ids = kmer_tokens(table, layout, np.arange(9))
     assert starts.tolist() == [0, 3, 4, 5, 6, 9, 10, 11, 12]
     expected = ["ACG", "T", "N", "N", "AAC", "G", "G", "N", "T"]
     assert ids.tolist() == [vocab[token] for token in expected]
@@ -147,6 +220,18 @@ def test_long_gene_small_windows(kmer_size: int) -> None:
     from_array = encode_windows(sequence, tok, 33, "random", 1, np.random.default_rng(5), kmer_table=kmer_table_for(tok))
     from_bytes = encode_windows(sequence.tobytes(), tok, 33, "random", 1, np.random.default_rng(5))
     assert_identical(from_array, from_bytes)
+
+
+def test_largest_kmer_size_reads_ids_past_two_bytes() -> None:
+    """k=8: a k-mer's base-4 number takes all 16 bits (GGGGGGGG is 4^8 - 1), its id more."""
+    rng = np.random.default_rng(8)
+    sequence = b"GGGGGGGG" + rng.choice(np.frombuffer(b"ACGTACGTN", dtype=np.uint8), size=3_000).tobytes() + b"GGGGGGGG"
+    for strategy in STRATEGIES:
+        fast, slow, fast_state, slow_state = both_paths(sequence, 8, 64, strategy, 3, 1)
+        assert_identical(fast, slow)
+        assert fast_state == slow_state
+    fast, _, _, _ = both_paths(b"GGGGGGGG", 8, 4, "first", 1, 0)
+    assert fast[0].tolist() == [dna(8).cls_token_id, len(DNA_SPECIAL_TOKENS) + 4**8 - 1]
 
 
 def _dna_like(vocab: list[str], split_regex: str) -> PreTrainedTokenizerFast:

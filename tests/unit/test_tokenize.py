@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from transformers import AutoTokenizer
 
 from gp_distributed.config import ModelConfig
@@ -15,7 +16,9 @@ from gp_distributed.data.tokenize import (
     GeneWindower,
     build_tokenizer,
     dna_vocab,
+    encode_block,
     encode_windows,
+    residue_table_for,
     tokenizer_for,
 )
 from gp_distributed.errors import ConfigError
@@ -161,12 +164,19 @@ def test_collate_pads_and_indexes_windows() -> None:
     assert truncated.go_ids.tolist() == [[1], [0]]
     with pytest.raises(ValueError, match="label index out of range"):
         collate(examples, pad_token_id=1, n_concepts=3, n_labels=2)
+    no_go = collate(examples[1:], pad_token_id=1, n_concepts=3, n_labels=4)
+    assert no_go.go_ids.tolist() == [[0]] and no_go.go_mask.tolist() == [[False]]
+    negative = Example(9, [np.array([0, 2])], np.zeros(0, dtype=np.int64), np.array([-1]), np.array([1]))
+    with pytest.raises(ValueError, match=r"concept index out of range \[0, 3\) in batch row 1"):
+        collate([examples[0], negative], pad_token_id=1, n_concepts=3, n_labels=4)
+    assert [t.dtype for t in (batch.input_ids, batch.attention_mask, batch.window_gene_index, batch.go_ids)] == [
+        torch.long] * 4
+    assert batch.label_targets.dtype == batch.concept_targets.dtype == torch.float32
+    assert batch.go_mask.dtype == torch.bool
 
 
 def test_residue_table_gives_exactly_the_tokenizer_ids() -> None:
     """The per-residue fast path (numpy lookup) is an optimisation, never a different tokenisation."""
-    from gp_distributed.data.tokenize import residue_table_for
-
     protein = build_tokenizer("protein")
     table = residue_table_for(protein)
     assert table is not None and residue_table_for(build_tokenizer("dna", 6)) is None  # k-mers group letters
@@ -182,3 +192,19 @@ def test_residue_table_gives_exactly_the_tokenizer_ids() -> None:
     odd = b"ACJJDE"
     assert [w.tolist() for w in encode_windows(odd, protein, 64, "first", 1, np.random.default_rng(0), table)] == \
         [w.tolist() for w in encode_windows(odd, protein, 64, "first", 1, np.random.default_rng(0))]
+
+
+@pytest.mark.parametrize("letters", [b"ACDEFGHIKLMNPQRSTVWYXUOBZ", b"ACDEFGHIKLMNPQRSTVWYJ"])  # J: no ESM-2 token
+def test_protein_block_is_each_gene_in_turn(protein, letters: bytes) -> None:
+    """A block through the residue table (or, holding a J, through the tokenizer) gives every gene's
+    windows and the RNG state of encode_windows called gene after gene."""
+    rng = np.random.default_rng(4)
+    sequences = [rng.choice(np.frombuffer(letters, dtype=np.uint8), size=size).tobytes()
+                 for size in (0, 1, 7, 30, 64, 65, 200, 3)]
+    for strategy in ("first", "random", "all"):
+        block_rng, gene_rng = np.random.default_rng(9), np.random.default_rng(9)
+        got = encode_block(sequences, protein, 10, strategy, 3, block_rng, residue_table_for(protein))
+        want = [encode_windows(sequence, protein, 10, strategy, 3, gene_rng) for sequence in sequences]
+        assert [[w.tolist() for w in gene] for gene in got] == [[w.tolist() for w in gene] for gene in want]
+        assert block_rng.bit_generator.state == gene_rng.bit_generator.state
+    assert encode_block([], protein, 10, "all", 3, np.random.default_rng(0)) == []
