@@ -30,6 +30,7 @@ from fastobo.term import (
     TermFrame,
 )
 
+from gp_distributed import ontology_cache
 from gp_distributed.errors import InputError
 
 GO_NAMESPACE_ROOTS: Mapping[str, str] = {
@@ -40,6 +41,7 @@ GO_NAMESPACE_ROOTS: Mapping[str, str] = {
 # One parser thread: in tools/bench_obo_parsers.py more threads never beat one (Python object
 # building under the GIL dominates), see docs/obo_parser_choice.md.
 _PARSER_THREADS = 1
+_GZIP_MAGIC = b"\x1f\x8b"
 
 _Edges = dict[str, tuple[str, ...]]
 
@@ -194,11 +196,19 @@ def load_ontology(
     Raises InputError (one line, with the offending line when known) for unreadable, non-UTF-8 or
     truncated files, OBO syntax errors, files without terms, duplicate ids, parents that are not
     non-obsolete terms of the file, cycles and unexpected roots.
+    A file that passed these checks once is read from the parsed-ontology cache the next time
+    (ontology_cache.py: keyed by the file's bytes and these options; `GP_CACHE_DIR=` turns it off).
     """
     if "is_a" not in relations:
         raise ValueError(f"relations must include 'is_a', got {relations}")
     path = Path(path)
-    text = _read_text(path)
+    raw = _read_bytes(path)
+    key = ontology_cache.entry_key(raw, relations, namespace_roots)
+    cached = ontology_cache.read_entry(key)
+    if cached is not None:
+        stanza_fields, parents_by_relation = cached
+        return Ontology(_Stanzas(**stanza_fields), parents_by_relation)
+    text = _decode(path, raw)
     try:
         doc = fastobo.loads(text, threads=_PARSER_THREADS)
     except SyntaxError as error:
@@ -241,6 +251,7 @@ def load_ontology(
     for namespace, root in expected_roots.items():
         if root not in ontology:
             raise InputError(path, f"root {root} of namespace {namespace} is not a term in this file")
+    ontology_cache.write_entry(key, vars(stanzas), parents_by_relation)
     return ontology
 
 
@@ -285,19 +296,24 @@ def _read_stanzas(
     return stanzas, edges
 
 
-def _read_text(path: Path) -> str:
-    """File contents as text, gunzipped when the bytes are gzip; errors become InputError."""
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes; unreadable files and .gz names on other content become InputError."""
     try:
         raw = path.read_bytes()
     except OSError as error:
         raise InputError(path, f"cannot read file: {error.strerror}") from None
-    if raw[:2] == b"\x1f\x8b":
+    if path.suffix == ".gz" and raw[:2] != _GZIP_MAGIC:
+        raise InputError(path, "file name ends in .gz but the content is not gzip data")
+    return raw
+
+
+def _decode(path: Path, raw: bytes) -> str:
+    """File bytes as text, gunzipped when they are gzip; errors become InputError naming `path`."""
+    if raw[:2] == _GZIP_MAGIC:
         try:
             raw = gzip.decompress(raw)
         except (EOFError, gzip.BadGzipFile, zlib.error) as error:
             raise InputError(path, f"truncated or corrupt gzip data: {error}") from None
-    elif path.suffix == ".gz":
-        raise InputError(path, "file name ends in .gz but the content is not gzip data")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:

@@ -15,6 +15,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # A test that forgets to set a tracking URI must never write into the checkout's ./mlflow.db.
 os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tempfile.mkdtemp(prefix='gp-mlflow-')}/mlflow.db"
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ["GP_CACHE_DIR"] = tempfile.mkdtemp(prefix="gp-cache-")  # never the user's parsed-ontology cache
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_DIR = REPO_ROOT / "data" / "demo"

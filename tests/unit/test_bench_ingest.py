@@ -76,10 +76,12 @@ def test_json_holds_ratio_and_phases_as_consistent_numbers(run: tuple[dict[str, 
     result, _, written = run
     assert written == json.loads(json.dumps(result))
     assert written["input_files"] == INPUT_NAMES
-    decompression, ingest = written["decompression"], written["ingest"]
-    for row in (decompression, ingest):
+    decompression, ingest, warm = written["decompression"], written["ingest"], written["warm ingest"]
+    for row in (decompression, ingest, warm):
         assert row["wall_s"] > 0 and row["cpu_s"] > 0 and math.isfinite(row["mb_per_s"])
     assert written["ratio_percent"] == pytest.approx(100 * decompression["wall_s"] / ingest["wall_s"])
+    assert written["warm_ratio_percent"] == pytest.approx(100 * decompression["wall_s"] / warm["wall_s"])
+    assert written["warm_ratio_cpu_percent"] == pytest.approx(100 * decompression["cpu_s"] / warm["cpu_s"])
     assert decompression["mb_per_s"] == pytest.approx(written["input_mb"] / decompression["wall_s"])
     assert written["decompressed_mb"] > written["input_mb"] > 0
     assert list(written["phases"]) == PHASES
@@ -98,6 +100,8 @@ def test_printed_table_shows_the_ratio_and_each_phase(run: tuple[dict[str, Any],
     result, printed, _ = run
     ratio = re.search(rf"ingest at ({NUMBER}) % of decompression speed", printed)
     assert ratio is not None and float(ratio.group(1)) == pytest.approx(result["ratio_percent"], abs=0.006)
+    warm = re.search(rf"warm ingest at ({NUMBER}) % of decompression speed", printed)
+    assert warm is not None and float(warm.group(1)) == pytest.approx(result["warm_ratio_percent"], abs=0.006)
     assert re.search(rf"load average .*start \[{NUMBER}, {NUMBER}, {NUMBER}\]", printed)
     for name in PHASES:
         row = re.search(rf"^{re.escape(name)}\s+({NUMBER})\s+({NUMBER})\s+({NUMBER})$", printed, re.MULTILINE)
