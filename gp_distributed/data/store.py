@@ -27,6 +27,7 @@ failed ingest never leaves a partial store at the destination.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -71,6 +72,30 @@ class GeneRecord:
     labels: np.ndarray
     go_input: np.ndarray
     go_concepts: np.ndarray
+
+
+@dataclass(frozen=True)
+class GeneBlock:
+    """Genes [start, stop) as flat arrays, n = stop - start, with local offsets: gene start + i is
+    residues[seq_offsets[i] : seq_offsets[i + 1]], and likewise in each ragged field."""
+
+    start: int
+    stop: int
+    residues: bytes  # uppercase ASCII residues of the n genes, concatenated
+    seq_offsets: np.ndarray  # (n + 1,) int64, from 0 to len(residues)
+    labels: tuple[np.ndarray, np.ndarray]  # (int32 phenotype term indices, (n + 1,) int64 offsets)
+    go_input: tuple[np.ndarray, np.ndarray]  # (int32 GO input term indices, (n + 1,) int64 offsets)
+    go_concepts: tuple[np.ndarray, np.ndarray]  # (int32 concept indices, (n + 1,) int64 offsets)
+
+    def sequences(self) -> list[bytes]:
+        """The n genes' residues, one bytes object each."""
+        residues = self.residues
+        return [residues[lo:hi] for lo, hi in itertools.pairwise(self.seq_offsets.tolist())]
+
+    def rows(self, field: str) -> list[np.ndarray]:
+        """The n genes' index arrays of a ragged field ("labels", "go_input", "go_concepts"): views."""
+        values, offsets = getattr(self, field)
+        return [values[lo:hi] for lo, hi in itertools.pairwise(offsets.tolist())]
 
 
 @dataclass(frozen=True)
@@ -283,12 +308,8 @@ class GeneStore:
         return np.flatnonzero(self.splits == SPLIT_NAMES.index(split))
 
     # --- gene access ---------------------------------------------------------------------------
-    def _text_at(self, name: str, index: int) -> str:
-        values, offsets = self._text[name]
-        return values[offsets[index] : offsets[index + 1]].decode("utf-8")
-
     def gene_ids(self) -> list[str]:
-        return [self._text_at("id", i) for i in range(self.n_genes)]
+        return self._texts("id", 0, self.n_genes)
 
     def ragged(self, name: str, index: int) -> np.ndarray:
         values, offsets = self._ragged[name]
@@ -305,28 +326,32 @@ class GeneStore:
     def gene(self, index: int) -> GeneRecord:
         return self.read_block(index, index + 1)[0]
 
-    def read_block(self, start: int, stop: int) -> list[GeneRecord]:
-        """Genes [start, stop) with one contiguous residue read (no per-sequence round trips)."""
+    def read_block_arrays(self, start: int, stop: int) -> GeneBlock:
+        """Genes [start, stop) as flat arrays: one contiguous residue read, slices of the ragged fields,
+        no per-gene objects (the training stream's read). IndexError for a block outside the store;
+        InputError naming the residue shard files when a chunk fails its checksum."""
         if not 0 <= start <= stop <= self.n_genes:
             raise IndexError(f"gene block [{start}, {stop}) outside 0..{self.n_genes}")
-        base = int(self.seq_offsets[start])
-        block = self._read_residues(base, int(self.seq_offsets[stop]))
-        records = []
-        for i in range(start, stop):
-            lo, hi = int(self.seq_offsets[i]) - base, int(self.seq_offsets[i + 1]) - base
-            records.append(
-                GeneRecord(
-                    index=i,
-                    gene_id=self._text_at("id", i),
-                    symbol=self._text_at("symbol", i),
-                    split=SPLIT_NAMES[int(self.splits[i])],
-                    sequence=block[lo:hi],
-                    labels=self.ragged("labels", i),
-                    go_input=self.ragged("go_input", i),
-                    go_concepts=self.ragged("go_concepts", i),
-                )
-            )
-        return records
+        seq_offsets = self.seq_offsets[start : stop + 1]
+        residues = self._read_residues(int(seq_offsets[0]), int(seq_offsets[-1]))
+        ragged: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for name, (values, offsets) in self._ragged.items():
+            local = offsets[start : stop + 1]
+            ragged[name] = (values[local[0] : local[-1]], local - local[0])
+        return GeneBlock(start, stop, residues, seq_offsets - seq_offsets[0], **ragged)
+
+    def read_block(self, start: int, stop: int) -> list[GeneRecord]:
+        """Genes [start, stop) as records: `read_block_arrays`, then ids and symbols decoded per gene."""
+        block = self.read_block_arrays(start, stop)
+        ids, symbols = self._texts("id", start, stop), self._texts("symbol", start, stop)
+        splits = [SPLIT_NAMES[code] for code in self.splits[start:stop].tolist()]
+        fields = zip(range(start, stop), ids, symbols, splits, block.sequences(), block.rows("labels"),
+                     block.rows("go_input"), block.rows("go_concepts"))
+        return [GeneRecord(*gene) for gene in fields]
+
+    def _texts(self, name: str, start: int, stop: int) -> list[str]:
+        values, offsets = self._text[name]
+        return [values[lo:hi].decode("utf-8") for lo, hi in itertools.pairwise(offsets[start : stop + 1].tolist())]
 
     def _read_residues(self, lo: int, hi: int) -> bytes:
         try:

@@ -11,8 +11,9 @@ re-reads and re-tokenises the buffered genes' shards, which gives the same windo
 
 from __future__ import annotations
 
+import itertools
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +24,9 @@ from gp_distributed.data.store import GeneRecord, GeneStore
 
 # (sequence bytes, rng) -> token-id windows for one gene
 WindowEncoder = Callable[[bytes, np.random.Generator], list[np.ndarray]]
-# (sequences, rng) -> token-id windows per gene; the same as a WindowEncoder called gene after gene
-BlockEncoder = Callable[[Sequence[bytes], np.random.Generator], list[list[np.ndarray]]]
+# (joined residues, (G + 1,) int64 gene offsets, rng) -> token-id windows per gene; the same as a
+# WindowEncoder called gene after gene
+BlockEncoder = Callable[[bytes, np.ndarray, np.random.Generator], list[list[np.ndarray]]]
 
 # Shuffle-buffer picks are drawn this many at a time: an RNG call per gene cost ~2 us, ~5 % of the stream.
 PICKS_PER_DRAW = 256
@@ -52,10 +54,16 @@ def make_example(record: GeneRecord, encode: WindowEncoder, rng: np.random.Gener
 
 
 def _block_encoder(encode: WindowEncoder) -> BlockEncoder:
-    """`encode.encode_block` where the encoder has one (a GeneWindower: one numpy pass per block), else
+    """`encode.encode_joined` where the encoder has one (a GeneWindower: one numpy pass per block), else
     `encode` called gene after gene with the same RNG."""
-    encode_block: BlockEncoder | None = getattr(encode, "encode_block", None)
-    return encode_block or (lambda sequences, rng: [encode(sequence, rng) for sequence in sequences])
+    encode_joined: BlockEncoder | None = getattr(encode, "encode_joined", None)
+    if encode_joined is not None:
+        return encode_joined
+
+    def gene_by_gene(joined: bytes, offsets: np.ndarray, rng: np.random.Generator) -> list[list[np.ndarray]]:
+        return [encode(joined[lo:hi], rng) for lo, hi in itertools.pairwise(offsets.tolist())]
+
+    return gene_by_gene
 
 
 class TrainStream:
@@ -109,11 +117,12 @@ class TrainStream:
     def _shard_examples(self, shard_position: int) -> list[Example]:
         """Every gene of one shard, tokenised with the block RNG of (seed, rank, epoch, shard)."""
         shard = self._shards[shard_position]
-        records = self._store.read_block(shard.start, shard.stop)
+        # Flat arrays, not GeneRecords: the records' ids, symbols and per-gene objects went unused here.
+        block = self._store.read_block_arrays(shard.start, shard.stop)
         rng = np.random.default_rng([self._seed, self._rank, self._epoch, shard_position, 0xB10C])
-        windows = self._encode_block([record.sequence for record in records], rng)
-        return [Example(record.index, gene_windows, record.go_input, record.go_concepts, record.labels)
-                for record, gene_windows in zip(records, windows)]
+        windows = self._encode_block(block.residues, block.seq_offsets, rng)
+        return list(map(Example, range(shard.start, shard.stop), windows, block.rows("go_input"),
+                        block.rows("go_concepts"), block.rows("labels")))
 
     def _refill(self) -> None:
         """Read whole shards into the buffer until it is full; roll over to the next epoch as needed."""

@@ -16,11 +16,11 @@ Two vocabularies, both saved to / loaded from a directory with `save_pretrained`
 
 Input sequences are uppercase ASCII (the store's contract). Tokenising a whole gene through the Hugging
 Face wrapper to keep one window dominated the training stream (docs/benchmarks.md), so both of our
-vocabularies also have a numpy path giving exactly the same ids: a byte -> id table for per-residue
-vocabularies (`ResidueTable`), and for the DNA k-mer vocabulary a token layout computed from the N
-positions alone (`KmerTable`), from which only the windows' tokens are read. `encode_block` runs these
-paths over a whole block of genes at once (the stream's unit), since per-gene numpy calls cost more
-than the work they do.
+vocabularies also have a numpy path giving exactly the same ids (token_tables.py): a byte -> id table
+for per-residue vocabularies (`ResidueTable`), and for the DNA k-mer vocabulary a token layout computed
+from the N positions alone (`KmerTable`), from which only the windows' tokens are read. `encode_block`
+and `encode_joined` run these paths over a whole block of genes at once (the stream's unit), since
+per-gene numpy calls cost more than the work they do.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, pr
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from gp_distributed.config import DataConfig, ModelConfig
+from gp_distributed.data.token_tables import KmerTable, ResidueTable, kmer_layout, kmer_tokens
 from gp_distributed.errors import ConfigError
 
 Alphabet = Literal["protein", "dna"]
@@ -147,21 +148,6 @@ def tokenizer_for(model_config: ModelConfig, alphabet: Alphabet, kmer_size: int)
     return tokenizer
 
 
-@dataclass(frozen=True)
-class ResidueTable:
-    """A per-residue vocabulary as arrays: byte -> token id (-1: not a single-residue token), and the
-    special tokens the tokenizer puts before and after a sequence."""
-
-    ids_by_byte: np.ndarray  # (256,) int64
-    prefix: np.ndarray
-    suffix: np.ndarray
-
-    @property
-    def known_bytes(self) -> bytes:
-        """The bytes that have a token: `text.translate(None, known_bytes)` is empty iff the table reads all of text."""
-        return np.flatnonzero(self.ids_by_byte >= 0).astype(np.uint8).tobytes()
-
-
 def residue_table_for(tokenizer: PreTrainedTokenizerBase) -> ResidueTable | None:
     """The lookup table of a tokenizer that maps every uppercase letter to exactly one token, in context
     as alone (ESM-style protein vocabularies); None otherwise (k-mer vocabularies group letters)."""
@@ -189,22 +175,6 @@ def _specials_around(tokenizer: PreTrainedTokenizerBase, a_id: int) -> tuple[np.
     return specials[:n_prefix], specials[n_prefix:]
 
 
-_N_CODE = 4  # the KmerTable code of every byte that reads as N
-
-
-@dataclass(frozen=True)
-class KmerTable:
-    """Our DNA k-mer vocabulary (`dna_vocab(kmer_size)`, the NT rule) as arrays, and the special tokens
-    the tokenizer puts before and after a sequence (ours: `<cls>` before, nothing after)."""
-
-    kmer_size: int
-    code_by_byte: np.ndarray  # (256,) uint8: A T C G -> 0 1 2 3 (vocabulary order), any other byte -> 4 (N)
-    single_ids: np.ndarray  # (5,) int64: ids of the one-base tokens A T C G N
-    first_kmer_id: int  # id of "A" * kmer_size; the k-mers follow in base-4 order of their codes
-    prefix: np.ndarray
-    suffix: np.ndarray
-
-
 def kmer_table_for(tokenizer: PreTrainedTokenizerBase) -> KmerTable | None:
     """The k-mer table of a tokenizer built by `build_tokenizer("dna", k)` (or saved and loaded back):
     vocabulary `dna_vocab(k)` id for id, and our normaliser and pre-tokeniser. None for anything else
@@ -223,72 +193,7 @@ def kmer_table_for(tokenizer: PreTrainedTokenizerBase) -> KmerTable | None:
     vocab = {token: index for index, token in enumerate(dna_vocab(kmer_size))}
     if tokenizer.get_vocab() != vocab:
         return None
-    code_by_byte = np.full(256, _N_CODE, dtype=np.uint8)
-    code_by_byte[np.frombuffer(DNA_BASES.encode(), dtype=np.uint8)] = np.arange(len(DNA_BASES))
-    single_ids = np.array([vocab[base] for base in DNA_BASES + "N"], dtype=np.int64)
-    prefix, suffix = _specials_around(tokenizer, vocab["A"])
-    return KmerTable(kmer_size, code_by_byte, single_ids, vocab["A" * kmer_size], prefix, suffix)
-
-
-@dataclass(frozen=True)
-class KmerLayout:
-    """Where the tokens of DNA sequences are, known from their N positions alone. The bytes are R runs
-    of ACGT, each ended by an N, by the end of its gene, or both (an N that ends a gene ends its run);
-    run r reads as n_kmers[r] k-mers, then its tail (fewer than k bases) one base a token, then its N."""
-
-    codes: np.ndarray  # (n,) uint8 KmerTable codes of the bytes (A T C G -> 0 1 2 3, anything else 4)
-    run_starts: np.ndarray  # (R,) int64 residue offset of each run
-    n_kmers: np.ndarray  # (R,) int64 whole k-mers in each run
-    first_tokens: np.ndarray  # (R,) int64 token index of each run's first token, non-decreasing
-    n_tokens: int
-    gene_tokens: np.ndarray  # (G + 1,) int64 token offsets: gene g is tokens [gene_tokens[g], gene_tokens[g + 1])
-
-
-def kmer_layout(raw: bytes | np.ndarray, table: KmerTable, gene_offsets: np.ndarray | None = None) -> KmerLayout:
-    """The token layout of `raw` (n ASCII bytes, or their (n,) uint8 array): one sequence, or G genes
-    concatenated at `gene_offsets` ((G + 1,) int64, from 0 to n), each tokenised on its own. One pass
-    over the bytes to find the Ns, then O(number of Ns + G)."""
-    if gene_offsets is None:
-        gene_offsets = np.array([0, len(raw)], dtype=np.int64)
-    codes = np.frombuffer(bytes(raw).translate(table.code_by_byte.tobytes()), dtype=np.uint8)  # ~1.3x take
-    n_positions = np.flatnonzero(codes == _N_CODE)
-    # A run starts at each gene start (key 2s+1) and after each N (key 2(p+1)): sorted by key, an N that
-    # ends a gene comes before the next gene's start, and empty genes keep their order (stable sort).
-    keys = np.sort(np.concatenate((gene_offsets[:-1] * 2 + 1, n_positions * 2 + 2)), kind="stable")
-    run_starts, after_n = keys // 2, keys % 2 == 0
-    ends_with_n = np.append(after_n[1:], False)  # the next run starts after the N that ends this one
-    run_ends = np.where(ends_with_n, np.append(run_starts[1:], 0) - 1, gene_offsets[np.cumsum(~after_n)])
-    run_lengths = run_ends - run_starts
-    n_kmers = run_lengths // table.kmer_size
-    n_run_tokens = n_kmers + run_lengths % table.kmer_size + ends_with_n
-    ends = np.cumsum(n_run_tokens)
-    first_tokens = ends - n_run_tokens
-    gene_tokens = np.append(first_tokens[~after_n], ends[-1])
-    return KmerLayout(codes, run_starts, n_kmers, first_tokens, int(ends[-1]), gene_tokens)
-
-
-def kmer_tokens(table: KmerTable, layout: KmerLayout, token_indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(residue offset, id) of the tokens at `token_indices` ((m,) int64, each in [0, n_tokens)) of the
-    sequences laid out by `layout`; both (m,) int64. Reads only those tokens' residues."""
-    k = table.kmer_size
-    # A token's run: the runs starting at or before it, less one (of runs sharing a first token, an
-    # empty run and the next, it is in the last). A table over all tokens: ~4x a binary search a token.
-    run = np.cumsum(np.bincount(layout.first_tokens, minlength=layout.n_tokens)).take(token_indices) - 1
-    # Per run, a token's residue offset is affine in its index: k apart over the k-mers, then 1 apart
-    # (the tail's bases, then the N ending the run). (take: ~1.4x [] for these gathers.)
-    kmers_end = layout.first_tokens + layout.n_kmers
-    is_kmer = token_indices < kmers_end.take(run)
-    kmer_base = layout.run_starts - layout.first_tokens * k
-    single_base = layout.run_starts + layout.n_kmers * k - kmers_end
-    starts = np.where(is_kmer, kmer_base.take(run) + token_indices * k, single_base.take(run) + token_indices)
-    ids = table.single_ids.take(layout.codes.take(starts))
-    kmer_starts = starts[is_kmer]
-    # A k-mer's id: its k base codes as a base-4 number, first base most significant (< 4^8: uint16).
-    number = layout.codes.take(kmer_starts).astype(np.uint16) << 2 * (k - 1)
-    for offset in range(1, k):
-        number |= layout.codes.take(kmer_starts + offset).astype(np.uint16) << 2 * (k - 1 - offset)
-    ids[is_kmer] = np.int64(table.first_kmer_id) + number  # an int64 scalar: the sum is int64, not uint16
-    return starts, ids
+    return KmerTable.from_vocab(kmer_size, vocab, DNA_BASES, *_specials_around(tokenizer, vocab["A"]))
 
 
 def _tokenize(raw: bytes, tokenizer: PreTrainedTokenizerBase,
@@ -402,12 +307,27 @@ def encode_block(
     calls dominated the training stream); a block holding text that a table does not read the way the
     tokenizer does goes through the tokenizer, gene by gene."""
     raws = [sequence.tobytes() if isinstance(sequence, np.ndarray) else bytes(sequence) for sequence in sequences]
-    if not raws:
+    offsets = np.cumsum([0, *map(len, raws)], dtype=np.int64)
+    return encode_joined(b"".join(raws), offsets, tokenizer, max_seq_len_tokens, strategy, max_windows, rng,
+                         residue_table, kmer_table)
+
+
+def encode_joined(
+    joined: bytes,
+    offsets: np.ndarray,
+    tokenizer: PreTrainedTokenizerBase,
+    max_seq_len_tokens: int,
+    strategy: WindowStrategy,
+    max_windows: int,
+    rng: np.random.Generator,
+    residue_table: ResidueTable | None = None,
+    kmer_table: KmerTable | None = None,
+) -> list[list[np.ndarray]]:
+    """`encode_block` of the G genes `joined[offsets[g] : offsets[g + 1]]` (`offsets`: (G + 1,) int64 from
+    0 to len(joined)): a block as the store reads it, tokenised without being cut into genes first."""
+    if len(offsets) < 2:
         return []
     windowing = _Windowing(max_seq_len_tokens, strategy, max_windows, rng)
-    joined = b"".join(raws)
-    offsets = np.zeros(len(raws) + 1, dtype=np.int64)
-    np.cumsum([len(raw) for raw in raws], out=offsets[1:])
     # The tokenizer matches its added tokens (`<cls>`...) in the raw text and refuses non-ASCII bytes;
     # such text (never in the store) goes to it so that both paths agree on every input.
     if kmer_table is not None and joined.isascii() and b"<" not in joined:
@@ -421,6 +341,7 @@ def encode_block(
         codes, ids_by_byte = np.frombuffer(joined, dtype=np.uint8), residue_table.ids_by_byte
         return _table_windows(offsets, lambda tokens: ids_by_byte.take(codes.take(tokens)), residue_table.prefix,
                               residue_table.suffix, windowing)
+    raws = [joined[lo:hi] for lo, hi in itertools.pairwise(offsets.tolist())]
     return _tokenizer_windows(raws, tokenizer, residue_table, windowing)
 
 
@@ -455,7 +376,7 @@ def encode_windows(
 @dataclass(frozen=True)
 class GeneWindower:
     """`encode_windows` bound to a tokenizer and the data config: `(sequence, rng) -> windows`, and
-    `encode_block` as `.encode_block(sequences, rng)`.
+    `encode_joined` as `.encode_joined(joined, offsets, rng)` (the stream's per-block call).
 
     This is the stream's `WindowEncoder`; it pickles (a frozen dataclass around a picklable tokenizer).
     """
@@ -474,10 +395,9 @@ class GeneWindower:
                    residue_table_for(tokenizer), kmer_table_for(tokenizer))
 
     def __call__(self, sequence: bytes | np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
-        return self.encode_block([sequence], rng)[0]
+        return encode_windows(sequence, self.tokenizer, self.max_seq_len_tokens, self.strategy, self.max_windows,
+                              rng, self.residue_table, self.kmer_table)
 
-    def encode_block(self, sequences: Sequence[bytes | np.ndarray], rng: np.random.Generator) -> list[list[np.ndarray]]:
-        return encode_block(
-            sequences, self.tokenizer, self.max_seq_len_tokens, self.strategy, self.max_windows, rng,
-            self.residue_table, self.kmer_table,
-        )
+    def encode_joined(self, joined: bytes, offsets: np.ndarray, rng: np.random.Generator) -> list[list[np.ndarray]]:
+        return encode_joined(joined, offsets, self.tokenizer, self.max_seq_len_tokens, self.strategy, self.max_windows,
+                             rng, self.residue_table, self.kmer_table)

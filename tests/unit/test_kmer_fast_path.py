@@ -14,6 +14,7 @@ from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from gp_distributed.config import DataConfig
+from gp_distributed.data.token_tables import kmer_layout, kmer_tokens
 from gp_distributed.data.tokenize import (
     DNA_SPECIAL_TOKENS,
     GeneWindower,
@@ -21,9 +22,7 @@ from gp_distributed.data.tokenize import (
     dna_vocab,
     encode_block,
     encode_windows,
-    kmer_layout,
     kmer_table_for,
-    kmer_tokens,
 )
 
 KMER_SIZES = (1, 2, 3, 6)

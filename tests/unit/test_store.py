@@ -55,9 +55,33 @@ def test_round_trip_by_gene_and_block(tmp_path: Path) -> None:
         assert record.gene_id == f"G{i}" and record.symbol == content.gene_symbols[i]
         np.testing.assert_array_equal(record.labels, content.labels[i])
         np.testing.assert_array_equal(record.go_input, content.go_input[i])
+        np.testing.assert_array_equal(record.go_concepts, content.go_concepts[i])
+        assert record.index == i and record.split == ("train", "valid", "test")[content.splits[i]]
     block = store.read_block(2, 6)
-    assert [r.sequence for r in block] == content.sequences[2:6]
+    assert [r.sequence for r in block] == content.sequences[2:6] and [r.index for r in block] == [2, 3, 4, 5]
+    assert [r.gene_id for r in block] == ["G2", "G3", "G4", "G5"] and store.gene_ids() == content.gene_ids
     assert store.multi_hot("labels", np.array([0, 1])).tolist() == [[1, 0, 0, 0, 1], [0, 1, 0, 0, 1]]
+
+
+def test_block_arrays_are_the_genes_with_local_offsets(tmp_path: Path) -> None:
+    content = _content()
+    write_store(content, tmp_path / "s.zarr", residues_per_chunk=1024, chunks_per_shard=2)
+    store = open_store(tmp_path / "s.zarr")
+    block = store.read_block_arrays(2, 6)
+    assert (block.start, block.stop) == (2, 6)
+    assert block.residues == b"".join(content.sequences[2:6])
+    assert block.seq_offsets.tolist() == np.cumsum([0, *map(len, content.sequences[2:6])]).tolist()
+    assert block.sequences() == content.sequences[2:6]
+    for name in ("labels", "go_input", "go_concepts"):
+        values, offsets = getattr(block, name)
+        genes = getattr(content, name)[2:6]
+        assert values.tolist() == np.concatenate(genes).tolist() and values.dtype == np.int32
+        assert offsets.tolist() == np.cumsum([0, *map(len, genes)]).tolist()
+        assert [row.tolist() for row in block.rows(name)] == [gene.tolist() for gene in genes]
+    empty = store.read_block_arrays(7, 7)
+    assert empty.residues == b"" and empty.seq_offsets.tolist() == [0] and empty.rows("labels") == []
+    with pytest.raises(IndexError, match=r"\[5, 8\) outside 0..7"):
+        store.read_block_arrays(5, 8)
 
 
 def test_shards_are_contiguous_blocks_within_a_split(tmp_path: Path) -> None:
@@ -115,7 +139,8 @@ def test_open_rejects_index_outside_vocabulary(tmp_path: Path) -> None:
         open_store(tmp_path / "s.zarr")
 
 
-def test_corrupted_residue_chunk_fails_on_read(tmp_path: Path) -> None:
+@pytest.mark.parametrize("read", ["read_block", "read_block_arrays"])
+def test_corrupted_residue_chunk_fails_on_read(tmp_path: Path, read: str) -> None:
     write_store(_content(), tmp_path / "s.zarr", residues_per_chunk=1024, chunks_per_shard=2)
     shard = next((tmp_path / "s.zarr" / "seq" / "residues" / "c").rglob("*"))
     data = bytearray(shard.read_bytes())
@@ -123,4 +148,4 @@ def test_corrupted_residue_chunk_fails_on_read(tmp_path: Path) -> None:
     shard.write_bytes(bytes(data))
     store = open_store(tmp_path / "s.zarr")
     with pytest.raises(InputError, match=r"corrupted residue data in seq/residues/c/0: .*checksum"):
-        store.read_block(0, store.n_genes)
+        getattr(store, read)(0, store.n_genes)

@@ -208,3 +208,17 @@ def test_protein_block_is_each_gene_in_turn(protein, letters: bytes) -> None:
         assert [[w.tolist() for w in gene] for gene in got] == [[w.tolist() for w in gene] for gene in want]
         assert block_rng.bit_generator.state == gene_rng.bit_generator.state
     assert encode_block([], protein, 10, "all", 3, np.random.default_rng(0)) == []
+
+
+@pytest.mark.parametrize("letters", [b"ACDEFGHIKLMNPQRSTVWYX", b"ACDEFGHIKLMNPQRSTVWYJ"])
+def test_joined_block_is_the_block_of_its_genes(protein, letters: bytes) -> None:
+    """The stream's call: one bytes object and gene offsets, through the table or (a J) the tokenizer."""
+    rng = np.random.default_rng(2)
+    sequences = [rng.choice(np.frombuffer(letters, dtype=np.uint8), size=size).tobytes() for size in (5, 0, 40, 9)]
+    offsets = np.array([0, 5, 5, 45, 54], dtype=np.int64)
+    windower = GeneWindower(protein, 12, "all", 2, residue_table_for(protein))
+    got = windower.encode_joined(b"".join(sequences), offsets, np.random.default_rng(3))
+    want = encode_block(sequences, protein, 12, "all", 2, np.random.default_rng(3), residue_table_for(protein))
+    assert [[w.tolist() for w in gene] for gene in got] == [[w.tolist() for w in gene] for gene in want]
+    assert [len(gene) for gene in got] == [1, 1, 2, 1]  # 40 residues: 4 windows of 10 capped to 2
+    assert windower.encode_joined(b"", np.zeros(1, dtype=np.int64), np.random.default_rng(3)) == []
