@@ -37,7 +37,12 @@ from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, pr
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from gp_distributed.config import DataConfig, ModelConfig
-from gp_distributed.data.token_tables import KmerTable, ResidueTable, kmer_layout, kmer_tokens
+from gp_distributed.data.token_tables import (
+    KmerTable,
+    ResidueTable,
+    kmer_layout,
+    kmer_tokens,
+)
 from gp_distributed.errors import ConfigError
 
 Alphabet = Literal["protein", "dna"]
