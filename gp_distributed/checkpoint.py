@@ -37,6 +37,12 @@ from gp_distributed.errors import InputError
 
 CHECKPOINT_FORMAT_VERSION = 1
 ENGINE_DIR = "engine"
+WORKER_STATE_DIR = "worker_state"
+TRAINABLE_FILE = "trainable.safetensors"
+CONFIG_FILE = "config.yaml"
+META_FILE = "meta.json"
+# What a model needs outside training (the model package copies these): weights, config, meta.
+SERVING_FILES = (TRAINABLE_FILE, CONFIG_FILE, META_FILE)
 _VERSIONED_LIBRARIES = ("torch", "deepspeed", "ray", "transformers", "peft", "zarr", "mlflow", "gp_distributed")
 
 
@@ -55,11 +61,11 @@ def expected_files(step: int, world_size: int, zero_stage: int) -> set[str]:
         f"{ENGINE_DIR}/latest",
         f"{ENGINE_DIR}/zero_to_fp32.py",
         f"{ENGINE_DIR}/zero_to_torch.py",
-        "trainable.safetensors",
-        "config.yaml",
-        "meta.json",
+        TRAINABLE_FILE,
+        CONFIG_FILE,
+        META_FILE,
     }
-    files |= {f"worker_state/rank_{r}.json" for r in range(world_size)}
+    files |= {f"{WORKER_STATE_DIR}/rank_{r}.json" for r in range(world_size)}
     if zero_stage == 3:  # every rank holds a share of the module, so every rank writes model states
         files |= {f"{tag}/zero_pp_rank_{r}_mp_rank_00_model_states.pt" for r in range(world_size)}
     else:
@@ -89,13 +95,13 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 
 def write_worker_state(directory: Path, rank: int, stream_state: dict[str, Any]) -> None:
-    path = Path(directory) / "worker_state" / f"rank_{rank}.json"
+    path = Path(directory) / WORKER_STATE_DIR / f"rank_{rank}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"stream": stream_state, "rng": capture_rng_state()}))
 
 
 def read_worker_state(directory: Path, rank: int) -> dict[str, Any]:
-    path = Path(directory) / "worker_state" / f"rank_{rank}.json"
+    path = Path(directory) / WORKER_STATE_DIR / f"rank_{rank}.json"
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as error:
@@ -103,11 +109,11 @@ def read_worker_state(directory: Path, rank: int) -> dict[str, Any]:
 
 
 def write_trainable(directory: Path, state: dict[str, torch.Tensor]) -> None:
-    save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(Path(directory) / "trainable.safetensors"))
+    save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(Path(directory) / TRAINABLE_FILE))
 
 
 def read_trainable(directory: Path) -> dict[str, torch.Tensor]:
-    path = Path(directory) / "trainable.safetensors"
+    path = Path(directory) / TRAINABLE_FILE
     try:
         return load_file(str(path))
     except (OSError, RuntimeError, ValueError, SafetensorError) as error:
@@ -129,15 +135,15 @@ class CheckpointMeta:
 
 def write_meta(directory: Path, meta: CheckpointMeta, config_yaml: str) -> None:
     """Rank 0, after every other file of the checkpoint is written (marks it complete)."""
-    (Path(directory) / "config.yaml").write_text(config_yaml)
+    (Path(directory) / CONFIG_FILE).write_text(config_yaml)
     payload = {**meta.__dict__, "libraries": library_versions()}
     staged = Path(directory) / ".meta.json.tmp"
     staged.write_text(json.dumps(payload, indent=1, sort_keys=True))
-    staged.replace(Path(directory) / "meta.json")  # atomic: a reader sees no meta.json or a whole one
+    staged.replace(Path(directory) / META_FILE)  # atomic: a reader sees no meta.json or a whole one
 
 
 def read_meta(directory: Path) -> CheckpointMeta:
-    path = Path(directory) / "meta.json"
+    path = Path(directory) / META_FILE
     if not path.is_file():
         raise InputError(directory, "incomplete checkpoint (no meta.json)")
     try:
@@ -174,3 +180,27 @@ def latest_complete_checkpoint(run_dir: Path) -> Path | None:
     """The newest complete `checkpoint_*` directory under `run_dir` (see `is_complete`)."""
     candidates = sorted(Path(run_dir).glob("checkpoint_*"), reverse=True) if Path(run_dir).is_dir() else []
     return next((c for c in candidates if is_complete(c)), None)
+
+
+def run_directory(storage_path: Path, run_name: str) -> Path:
+    """Where a run's checkpoints, report and tracking backlog live."""
+    return Path(storage_path) / run_name
+
+
+def resolve_checkpoint(path: Path) -> Path:
+    """The checkpoint `path` names: itself, or a run directory's latest complete checkpoint. One-line
+    InputError for anything else (an unfinished checkpoint, a run without a complete one)."""
+    path = Path(path)
+    if (path / META_FILE).is_file():
+        return path
+    if not path.is_dir():
+        raise InputError(path, "no such model directory (expected models:/NAME@ALIAS, runs:/RUN_ID/model, "
+                               "an MLflow model, a checkpoint or a run directory)")
+    if any((path / name).exists() for name in (ENGINE_DIR, WORKER_STATE_DIR, TRAINABLE_FILE, CONFIG_FILE)):
+        raise InputError(path, "incomplete checkpoint (no meta.json: its writing did not finish)")
+    checkpoint = latest_complete_checkpoint(path)
+    if checkpoint is None:
+        if any(path.glob("checkpoint_*")):
+            raise InputError(path, "run directory without a complete checkpoint (none of its checkpoint_* is whole)")
+        raise InputError(path, "not a models:/ or runs:/ URI, an MLflow model, a checkpoint or a run directory")
+    return checkpoint

@@ -11,17 +11,37 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import UnionType
+from typing import Literal, Union, get_args, get_origin
 
-from gp_distributed.config import GPConfig, load_config
+from pydantic import BaseModel
+
+from gp_distributed.config import GPConfig, IngestConfig, load_config
 from gp_distributed.errors import ConfigError, GpError, InputError
 
 _OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*=")
 
-# `gp ingest` flags -> ingest config fields of the same names (dashes for underscores).
-_INGEST_FLAGS = (
-    "fasta", "id_map", "labels", "labels_format", "ontology", "go", "go_format", "go_ontology",
-    "exclusive_pairs", "alphabet", "min_genes", "out", "strict", "overwrite",
-)
+
+
+def _add_flags_from_config(parser: argparse.ArgumentParser, model: type[BaseModel]) -> list[str]:
+    """One flag per scalar field of a config section (dashes for underscores; help from the field's
+    description), so the flags and the config keys cannot drift apart. Returns the field names."""
+    names = []
+    for name, field in model.model_fields.items():
+        kind = field.annotation
+        if get_origin(kind) in (Union, UnionType):  # `X | None`
+            kind = next(a for a in get_args(kind) if a is not type(None))
+        flag = "--" + name.replace("_", "-")
+        if kind is bool:
+            parser.add_argument(flag, action="store_true", help=field.description)
+        elif get_origin(kind) is Literal:
+            parser.add_argument(flag, choices=list(get_args(kind)), help=field.description)
+        elif kind in (Path, int, str, float):
+            parser.add_argument(flag, type=kind, help=field.description)
+        else:
+            continue  # tuples and nested sections: config file or key=value overrides
+        names.append(name)
+    return names
 
 
 def _check_output(flag: str, path: Path | None, *, directory: bool = False) -> None:
@@ -46,7 +66,7 @@ def _ingest(args: argparse.Namespace) -> int:
     from gp_distributed.data.store import format_summary
     from gp_distributed.ingest.pipeline import run_ingest
 
-    config = _config_from_args(args, "ingest", _INGEST_FLAGS)
+    config = _config_from_args(args, "ingest", args.config_flags)
     summary = run_ingest(config.ingest, show_progress=not args.quiet)
     print(f"wrote {config.ingest.out}")
     for line in format_summary(summary):
@@ -55,8 +75,8 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
+    from gp_distributed.data.schema import SPLIT_NAMES
     from gp_distributed.data.store import format_summary, open_store
-    from gp_distributed.ingest.splits import SPLIT_NAMES
 
     store = open_store(args.store)
     if not args.quick:
@@ -73,8 +93,8 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from gp_distributed.launcher import run_training
-    from gp_distributed.metrics import format_table
+    from gp_distributed.commands.train import run_training
+    from gp_distributed.evaluation.metrics import format_table
 
     flags = {"scaling.num_workers": args.workers} if args.workers is not None else {}
     config = load_config(args.config, args.overrides, flags)
@@ -102,8 +122,9 @@ def _nested_results(metrics: dict, split: str) -> dict[str, dict[str, float]]:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from gp_distributed.evaluation import evaluate_checkpoint, write_report
-    from gp_distributed.metrics import format_table
+    from gp_distributed.commands.evaluate import evaluate_checkpoint
+    from gp_distributed.evaluation.metrics import format_table
+    from gp_distributed.evaluation.scoring import write_report
 
     if args.new_data:
         return _evaluate_new_data(args)
@@ -120,7 +141,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _gene_inputs(args: argparse.Namespace):
-    from gp_distributed.predict import GeneInputs
+    from gp_distributed.inference.new_genes import GeneInputs
 
     if args.fasta is None:
         raise ConfigError(f"gp {args.command}", "--fasta", "required")
@@ -129,9 +150,10 @@ def _gene_inputs(args: argparse.Namespace):
 
 
 def _evaluate_new_data(args: argparse.Namespace) -> int:
-    from gp_distributed.metrics import format_table
-    from gp_distributed.new_data import LabelInputs, run_new_data_evaluation
-    from gp_distributed.predict import format_unknown
+    from gp_distributed.commands.evaluate import run_new_data_evaluation
+    from gp_distributed.evaluation.metrics import format_table
+    from gp_distributed.inference.new_data import LabelInputs
+    from gp_distributed.inference.new_genes import format_unknown
 
     for flag in ("model", "labels", "labels_format", "ontology"):
         if getattr(args, flag) is None:
@@ -149,7 +171,8 @@ def _evaluate_new_data(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from gp_distributed.predict import format_unknown, run_predict
+    from gp_distributed.commands.predict import run_predict
+    from gp_distributed.inference.new_genes import format_unknown
 
     _check_output("--out", args.out)
     _check_output("--cafa", args.cafa)
@@ -164,9 +187,9 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from gp_distributed.explain import run_explain
-    from gp_distributed.predict import existing_tracking_uri
-    from gp_distributed.tracking import MlflowTracker
+    from gp_distributed.commands.explain import run_explain
+    from gp_distributed.commands.model_source import existing_tracking_uri
+    from gp_distributed.tracking.tracker import MlflowTracker
 
     _check_output("--out-dir", args.out_dir, directory=True)
     tracker = None
@@ -194,9 +217,10 @@ def _add_model_input_arguments(parser: argparse.ArgumentParser, *, model_require
 
 
 def _baseline(args: argparse.Namespace) -> int:
-    from gp_distributed.baselines import BASELINES
-    from gp_distributed.evaluation import evaluate_baseline, write_report
-    from gp_distributed.metrics import format_table
+    from gp_distributed.commands.baseline import evaluate_baseline
+    from gp_distributed.evaluation.baselines import BASELINES
+    from gp_distributed.evaluation.metrics import format_table
+    from gp_distributed.evaluation.scoring import write_report
 
     _check_output("--report", args.report)
     names = sorted(BASELINES) if args.name == "all" else [args.name]
@@ -222,20 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ingest = commands.add_parser("ingest", help="raw files -> one sharded Zarr v3 gene store")
     _add_config_arguments(ingest)
-    ingest.add_argument("--fasta", type=Path, help="sequences, FASTA or FASTA.gz")
-    ingest.add_argument("--id-map", type=Path, help="TSV: label gene id -> FASTA accession")
-    ingest.add_argument("--labels", type=Path, help="gene -> phenotype term annotations")
-    ingest.add_argument("--labels-format", choices=["hpo", "mgi", "impc", "tsv"])
-    ingest.add_argument("--ontology", type=Path, help="phenotype ontology OBO (HP or MP)")
-    ingest.add_argument("--go", type=Path, help="GO annotations (gene2go, GAF or TSV)")
-    ingest.add_argument("--go-format", choices=["gene2go", "gaf", "tsv"])
-    ingest.add_argument("--go-ontology", type=Path, help="GO OBO (go-basic)")
-    ingest.add_argument("--exclusive-pairs", type=Path, help="TSV of mutually exclusive term pairs")
-    ingest.add_argument("--alphabet", choices=["protein", "dna"])
-    ingest.add_argument("--min-genes", type=int, help="drop terms annotated to fewer genes (default 11)")
-    ingest.add_argument("--out", type=Path, help="store directory to create")
-    ingest.add_argument("--strict", action="store_true", help="turn reported skips into errors")
-    ingest.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    ingest.set_defaults(config_flags=_add_flags_from_config(ingest, IngestConfig))
     ingest.add_argument("--quiet", action="store_true", help="no progress bar")
     ingest.set_defaults(handler=_ingest)
 

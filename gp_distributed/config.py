@@ -32,6 +32,18 @@ class _Contradiction(ValueError):
         self.key = key
 
 
+Alphabet = Literal["protein", "dna"]  # the residue alphabets a store can hold
+# The in-process backbone presets (model/backbone.py builds them) and the alphabet each reads.
+PRESET_ALPHABETS: dict[str, Alphabet] = {
+    "tiny-protein": "protein",
+    "esm2-35m": "protein",
+    "tiny-dna": "dna",
+    "nt-500m": "dna",
+    "generator-1.2b": "dna",
+}
+BackbonePreset = Literal[tuple(PRESET_ALPHABETS)]  # type: ignore[valid-type]  # built from the table above
+
+
 class SplitConfig(_Strict):
     """How genes are split into train / valid / test, deterministically from `seed`."""
 
@@ -50,31 +62,31 @@ class SplitConfig(_Strict):
 class IngestConfig(_Strict):
     """Inputs and rules of `gp ingest` (raw files -> one Zarr store)."""
 
-    fasta: Path | None = None
-    id_map: Path | None = None  # TSV: label gene id -> FASTA accession
-    labels: Path | None = None
-    labels_format: Literal["hpo", "mgi", "impc", "tsv"] = "hpo"
-    ontology: Path | None = None  # phenotype ontology (HP or MP) OBO
-    label_root: str | None = None  # keep descendants of this term; None: HP:0000118 / MP:0000001 by format
-    go: Path | None = None
-    go_format: Literal["gene2go", "gaf", "tsv"] = "gene2go"
-    go_ontology: Path | None = None
-    go_evidence_exclude: tuple[str, ...] = ("IMP", "IGI")  # mutant-phenotype evidence leaks labels
-    go_taxon: int | None = None  # gene2go: keep this NCBI taxon only
-    exclusive_pairs: Path | None = None  # user TSV of mutually exclusive term pairs
-    mgi_targeted_only: bool = False  # MGI: keep targeted (tm) alleles only
-    alphabet: Literal["protein", "dna"] = "protein"
-    min_genes: int = Field(11, ge=1)  # drop phenotype terms annotated to fewer genes
-    concept_depth: int = Field(2, ge=1)  # coarse GO concept depth (shortest path to a root)
-    min_concept_genes: int = Field(11, ge=1)  # drop concepts annotated to fewer genes
-    frequency_bin_edges: tuple[int, ...] = (11, 31, 101, 301)  # bin i = [edge_i, edge_{i+1})
+    fasta: Path | None = Field(None, description="sequences, FASTA or FASTA.gz")
+    id_map: Path | None = Field(None, description="TSV: label gene id -> FASTA accession")
+    labels: Path | None = Field(None, description="gene -> phenotype term annotations")
+    labels_format: Literal["hpo", "mgi", "impc", "tsv"] = Field("hpo", description="format of the label file")
+    ontology: Path | None = Field(None, description="phenotype ontology (HP or MP) OBO")
+    label_root: str | None = Field(None, description="keep descendants of this term; None: HP:0000118 / MP:0000001 by format")
+    go: Path | None = Field(None, description="GO annotations (gene2go, GAF or TSV)")
+    go_format: Literal["gene2go", "gaf", "tsv"] = Field("gene2go", description="format of the GO file")
+    go_ontology: Path | None = Field(None, description="GO OBO (go-basic)")
+    go_evidence_exclude: tuple[str, ...] = Field(("IMP", "IGI"), description="mutant-phenotype evidence leaks labels")
+    go_taxon: int | None = Field(None, description="gene2go: keep this NCBI taxon only")
+    exclusive_pairs: Path | None = Field(None, description="user TSV of mutually exclusive term pairs")
+    mgi_targeted_only: bool = Field(False, description="MGI: keep targeted (tm) alleles only")
+    alphabet: Alphabet = Field("protein", description="sequence alphabet")
+    min_genes: int = Field(11, ge=1, description="drop phenotype terms annotated to fewer genes")
+    concept_depth: int = Field(2, ge=1, description="coarse GO concept depth (shortest path to a root)")
+    min_concept_genes: int = Field(11, ge=1, description="drop concepts annotated to fewer genes")
+    frequency_bin_edges: tuple[int, ...] = Field((11, 31, 101, 301), description="bin i = [edge_i, edge_{i+1})")
     split: SplitConfig = SplitConfig()
-    genes_per_shard: int = Field(256, ge=1)  # streaming unit: a contiguous block of genes
-    residues_per_chunk: int = Field(1 << 20, ge=1024)  # Zarr inner chunk of the flat residue array
-    chunks_per_shard: int = Field(16, ge=1)  # Zarr shard = this many inner chunks
-    out: Path | None = None
-    strict: bool = False  # turn reported skips (e.g. genes without sequence) into errors
-    overwrite: bool = False
+    genes_per_shard: int = Field(256, ge=1, description="streaming unit: a contiguous block of genes")
+    residues_per_chunk: int = Field(1 << 20, ge=1024, description="Zarr inner chunk of the flat residue array")
+    chunks_per_shard: int = Field(16, ge=1, description="Zarr shard = this many inner chunks")
+    out: Path | None = Field(None, description="store directory to create")
+    strict: bool = Field(False, description="turn reported skips (e.g. genes without sequence) into errors")
+    overwrite: bool = Field(False, description="replace an existing store")
 
     @model_validator(mode="after")
     def _bins_increase(self) -> IngestConfig:
@@ -113,9 +125,7 @@ class GoBranchConfig(_Strict):
 class ModelConfig(_Strict):
     """Backbone (a preset built in-process, or a local Hugging Face directory) and the GenePheno heads."""
 
-    backbone_preset: Literal["tiny-protein", "tiny-dna", "esm2-35m", "nt-500m", "generator-1.2b"] | None = (
-        "tiny-protein"
-    )
+    backbone_preset: BackbonePreset | None = "tiny-protein"
     backbone_path: Path | None = None
     trust_remote_code: bool = False
     pooling: Literal["attention+mean", "mean"] = "attention+mean"

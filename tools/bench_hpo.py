@@ -19,9 +19,11 @@ from pathlib import Path
 
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
+from gp_distributed.commands.baseline import evaluate_baseline  # noqa: E402
+from gp_distributed.commands.evaluate import evaluate_checkpoint  # noqa: E402
+from gp_distributed.commands.train import run_training  # noqa: E402
 from gp_distributed.config import load_config  # noqa: E402
-from gp_distributed.evaluation import evaluate_baseline, evaluate_checkpoint  # noqa: E402
-from gp_distributed.launcher import ensure_store, resolve_paths, run_training  # noqa: E402
+from gp_distributed.train.launcher import ensure_store, resolve_paths  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "hpo-protein.yaml"

@@ -52,7 +52,7 @@ from gp_distributed.ingest.go_annotations import read_go_annotations
 from gp_distributed.ingest.id_map import read_id_map
 from gp_distributed.ingest.labels import read_labels
 from gp_distributed.ingest.pipeline import build_store_content, run_ingest
-from gp_distributed.ontology import load_ontology
+from gp_distributed.ontology.obo import load_ontology
 
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 _CONFIG = _REPO_ROOT / "configs" / "hpo-protein.yaml"

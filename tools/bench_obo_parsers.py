@@ -8,7 +8,7 @@ Each file is read and decompressed once; every parser then parses the same in-me
 all threads; on a shared machine contention shows as wall > CPU for one-thread parsers) and how many
 items it read (fastobo: frames incl. [Typedef]; pronto: terms; obonet: graph nodes), a quick check
 that it read the whole file. A parser that raises is reported as FAILED with its error's first line.
-The last row per file times `gp_distributed.ontology.load_ontology` end to end (read, gunzip, parse,
+The last row per file times `gp_distributed.ontology.obo.load_ontology` end to end (read, gunzip, parse,
 graph build and checks) for comparison.
 """
 
@@ -26,7 +26,7 @@ import fastobo
 import obonet
 import pronto
 
-from gp_distributed.ontology import load_ontology
+from gp_distributed.ontology.obo import load_ontology
 
 _DEFAULT_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "hpo-human-2025"
 _DEFAULT_FILES = (_DEFAULT_DIR / "hp.obo.gz", _DEFAULT_DIR / "go-basic.obo.gz")

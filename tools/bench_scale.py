@@ -45,10 +45,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_stream import build_dna_store  # noqa: E402  (a sibling tool)
 
+from gp_distributed.commands.train import run_training  # noqa: E402
 from gp_distributed.config import GPConfig, load_config  # noqa: E402
 from gp_distributed.data.store import open_store  # noqa: E402
-from gp_distributed.launcher import run_training, start_local_ray  # noqa: E402
-from gp_distributed.worker import build_model  # noqa: E402
+from gp_distributed.train.launcher import start_local_ray  # noqa: E402
+from gp_distributed.train.worker import build_training_model  # noqa: E402
 
 GIB = 2**30
 GOAL = 1.3
@@ -74,7 +75,7 @@ class ScaleResult:
 def count_parameters(config: GPConfig) -> tuple[int, int]:
     """(all, trained) parameters of the configured model, built on the meta device."""
     with torch.device("meta"):
-        model, _, _ = build_model(config, open_store(config.data.store))
+        model, _, _ = build_training_model(config, open_store(config.data.store))
     return sum(p.numel() for p in model.parameters()), sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 

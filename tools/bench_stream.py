@@ -50,11 +50,11 @@ import torch
 
 from gp_distributed.config import GPConfig, load_config
 from gp_distributed.data.collate import collate
+from gp_distributed.data.schema import SPLIT_NAMES
 from gp_distributed.data.store import GeneStore, open_store
 from gp_distributed.data.stream import TrainStream
 from gp_distributed.data.tokenize import GeneWindower, tokenizer_for
 from gp_distributed.errors import GpError
-from gp_distributed.ingest.splits import SPLIT_NAMES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO_ROOT / "configs" / "demo.yaml"
@@ -135,8 +135,8 @@ def stream_step(store: GeneStore, config: GPConfig) -> Step:
 
 def train_step_of(config: GPConfig) -> Step:
     """One in-process DeepSpeed optimizer step (after one untimed warm-up step)."""
-    from gp_distributed import worker
-    from gp_distributed.distributed import init_single_process_group
+    from gp_distributed.train import worker
+    from gp_distributed.train.ranks import init_single_process_group
 
     state = worker.setup(config, init_single_process_group())
     genes_per_step = config.train.micro_batch_size * config.train.grad_accum_steps
@@ -152,7 +152,7 @@ def train_step_of(config: GPConfig) -> Step:
 def build_dna_store(scratch: Path, n_genes: int) -> tuple[Path, list[str]]:
     """A SYNTHETIC DNA store of `n_genes` genes (make_synthetic, then `gp ingest`); returns it and the argv."""
     from gp_distributed.cli import main as gp_main
-    from gp_distributed.synthetic import make_synthetic
+    from gp_distributed.synthetic.generator import make_synthetic
 
     data = make_synthetic(scratch / "synthetic", n_genes=n_genes, seed=0)
     out = scratch / "synthetic_dna.zarr"

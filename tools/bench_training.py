@@ -10,7 +10,7 @@ build/demo_store.zarr), `TrainStream` + `collate`, `genepheno_loss`; trailing `k
 overrides apply to both. The first `--skip-steps` steps of every run are left out (process and Ray
 start, DeepSpeed init, first-step warm-up). Rates are genes per second of wall time and genes per CPU
 second (the CPU of every process involved):
-- plain loop: `build_model` + `torch.optim.AdamW` over the trainable parameters (the config's learning
+- plain loop: `build_training_model` + `torch.optim.AdamW` over the trainable parameters (the config's learning
   rate, weight decay and gradient clipping, as DeepSpeed applies them), forward, loss, backward, clip,
   step, in this process, `--plain-steps` steps. It runs with `torch.set_num_threads(workers)` (the
   goal's baseline: one process on the same cores) and with one thread (its rate x workers is ideal
@@ -58,14 +58,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import psutil  # installed with deepspeed and peft
 import torch
 
+from gp_distributed.commands.train import run_training
 from gp_distributed.config import GPConfig, config_from_tree, load_config
 from gp_distributed.data.collate import collate
 from gp_distributed.data.store import open_store
 from gp_distributed.data.stream import TrainStream
 from gp_distributed.errors import GpError
-from gp_distributed.launcher import run_training, start_local_ray
-from gp_distributed.losses import genepheno_loss
-from gp_distributed.worker import build_model
+from gp_distributed.train.launcher import start_local_ray
+from gp_distributed.train.losses import genepheno_loss
+from gp_distributed.train.worker import build_training_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO_ROOT / "configs" / "demo.yaml"
@@ -109,7 +110,7 @@ def plain_loop(config: GPConfig, steps: int, skip_steps: int, threads: int) -> T
     """Single-process torch training of the same model and data path; steps after `skip_steps` are timed."""
     torch.set_num_threads(threads)
     store = open_store(config.data.store)
-    model, windower, pad_token_id = build_model(config, store)
+    model, windower, pad_token_id = build_training_model(config, store)
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     train = config.train

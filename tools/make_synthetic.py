@@ -3,7 +3,7 @@
 Usage (from the repository root):
     .venv/bin/python tools/make_synthetic.py --out DIR --genes 500 --seed 0
 
-Thin entry point over `gp_distributed.synthetic.make_synthetic`; the generative rule, the file layouts
+Thin entry point over `gp_distributed.synthetic.generator.make_synthetic`; the generative rule, the file layouts
 and the planted truth are documented there and in the README.md written next to the data. The same
 seed and gene count give byte-identical files.
 """
@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gp_distributed.synthetic import MAX_GENES, make_synthetic
+from gp_distributed.synthetic.generator import MAX_GENES, make_synthetic
 
 
 def main(argv: Sequence[str] | None = None) -> int:

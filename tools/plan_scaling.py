@@ -408,7 +408,9 @@ def plans_from_args(args: argparse.Namespace) -> list[Plan]:
     parser = build_parser()
     heads = HeadShape(**{name: getattr(args, name) for name in dataclasses.asdict(HeadShape())})
     if args.store:
-        from gp_distributed.data.store import open_store  # the package's only way into a store
+        from gp_distributed.data.store import (
+            open_store,  # the package's only way into a store
+        )
 
         store = open_store(args.store)
         heads = dataclasses.replace(heads, go_vocab=len(store.go_input_ids), concepts=len(store.concept_ids),

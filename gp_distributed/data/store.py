@@ -41,8 +41,8 @@ import numpy as np
 import zarr
 from zarr.codecs import Crc32cCodec, ZstdCodec
 
+from gp_distributed.data.schema import SPLIT_NAMES
 from gp_distributed.errors import InputError
-from gp_distributed.ingest.splits import SPLIT_NAMES
 
 STORE_SCHEMA_VERSION = 1
 _RAGGED_FIELDS = ("labels", "go_input", "go_concepts")

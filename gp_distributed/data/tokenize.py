@@ -36,7 +36,7 @@ import numpy as np
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
-from gp_distributed.config import DataConfig, ModelConfig
+from gp_distributed.config import PRESET_ALPHABETS, Alphabet, DataConfig, ModelConfig
 from gp_distributed.data.token_tables import (
     KmerTable,
     ResidueTable,
@@ -45,7 +45,6 @@ from gp_distributed.data.token_tables import (
 )
 from gp_distributed.errors import ConfigError
 
-Alphabet = Literal["protein", "dna"]
 WindowStrategy = Literal["first", "random", "all"]
 
 # facebook/esm2_* vocab.txt, in id order (esm.data.Alphabet: prepend, residues, append)
@@ -56,15 +55,6 @@ PROTEIN_VOCAB: tuple[str, ...] = (
 )  # fmt: skip
 DNA_SPECIAL_TOKENS: tuple[str, ...] = ("<unk>", "<pad>", "<mask>", "<cls>", "<eos>", "<bos>")
 DNA_BASES = "ATCG"  # k-mer order of the Nucleotide Transformer vocabulary
-
-# Which alphabet each in-process backbone preset reads (model/backbone.py builds them).
-PRESET_ALPHABETS: dict[str, Alphabet] = {
-    "tiny-protein": "protein",
-    "esm2-35m": "protein",
-    "tiny-dna": "dna",
-    "nt-500m": "dna",
-    "generator-1.2b": "dna",
-}
 
 # Files whose presence marks a Hugging Face tokenizer saved in a model directory.
 _TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json", "vocab.txt")

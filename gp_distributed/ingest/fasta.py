@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
 
+from gp_distributed.config import Alphabet
 from gp_distributed.errors import InputError
 from gp_distributed.ingest.textfile import iter_line_blocks
-
-Alphabet = Literal["protein", "dna"]
 
 _LETTERS: dict[str, bytes] = {
     "dna": b"ACGTURYSWKMBDHVN",

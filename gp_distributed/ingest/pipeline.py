@@ -8,7 +8,6 @@ terms, excluded evidence) are counted and reported; `strict` turns them into err
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,15 +17,20 @@ import numpy as np
 from tqdm import tqdm
 
 from gp_distributed.config import IngestConfig
+from gp_distributed.data.schema import SPLIT_NAMES
 from gp_distributed.data.store import StoreContent, write_store
 from gp_distributed.errors import ConfigError, InputError
+from gp_distributed.hashing import sha256_file
 from gp_distributed.ingest.fasta import read_fasta
 from gp_distributed.ingest.go_annotations import read_go_annotations
 from gp_distributed.ingest.id_map import read_id_map
 from gp_distributed.ingest.labels import read_labels
-from gp_distributed.ingest.splits import SPLIT_NAMES, assign_splits, split_counts
-from gp_distributed.exclusive_pairs import mine_exclusive_pairs, read_exclusive_pairs_tsv
-from gp_distributed.ontology import (
+from gp_distributed.ingest.splits import assign_splits, split_counts
+from gp_distributed.ontology.exclusive_pairs import (
+    mine_exclusive_pairs,
+    read_exclusive_pairs_tsv,
+)
+from gp_distributed.ontology.obo import (
     Ontology,
     bin_labels,
     frequency_bin,
@@ -64,14 +68,6 @@ def _check_inputs(config: IngestConfig) -> None:
             raise InputError(path, "no such file")
     if Path(config.out).exists() and not config.overwrite:
         raise InputError(config.out, "output already exists (pass --overwrite to replace it)")
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -270,7 +266,7 @@ def _sources(config: IngestConfig) -> dict[str, dict[str, str]]:
     for role in ("fasta", "id_map", "labels", "ontology", "go", "go_ontology", "exclusive_pairs"):
         path = getattr(config, role)
         if path is not None:
-            sources[role] = {"file": Path(path).name, "sha256": sha256_of(Path(path))}
+            sources[role] = {"file": Path(path).name, "sha256": sha256_file(Path(path))}
     return sources
 
 

@@ -16,9 +16,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from gp_distributed.config import SplitConfig
-
-SPLIT_NAMES = ("train", "valid", "test")  # index = split code stored per gene
-TRAIN, VALID, TEST = 0, 1, 2
+from gp_distributed.data.schema import SPLIT_NAMES, TEST, TRAIN, VALID
 
 
 def gene_hash_fraction(gene_id: str, seed: int) -> float:

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import torch
 from peft import LoraConfig as PeftLoraConfig
-from peft import get_peft_model_state_dict, inject_adapter_in_model, set_peft_model_state_dict
+from peft import (
+    get_peft_model_state_dict,
+    inject_adapter_in_model,
+    set_peft_model_state_dict,
+)
 
 from gp_distributed.config import LoraConfig
 from gp_distributed.errors import ConfigError, InputError

@@ -23,7 +23,11 @@ from transformers import PreTrainedTokenizerBase
 from gp_distributed.config import ModelConfig
 from gp_distributed.data.collate import Batch
 from gp_distributed.errors import InputError
-from gp_distributed.model.adapters import adapter_state_dict, apply_lora, load_adapter_state_dict
+from gp_distributed.model.adapters import (
+    adapter_state_dict,
+    apply_lora,
+    load_adapter_state_dict,
+)
 from gp_distributed.model.backbone import build_backbone, token_states
 from gp_distributed.model.bottleneck import ConceptBottleneck
 from gp_distributed.model.go_branch import GoBranch
@@ -90,9 +94,8 @@ class GenePhenoModel(nn.Module):
         tokenizer: PreTrainedTokenizerBase,
     ):
         super().__init__()
-        backbone, hidden_size, kind = build_backbone(model_config, tokenizer)
+        backbone, hidden_size, _ = build_backbone(model_config, tokenizer)
         self.backbone = apply_lora(backbone, model_config.lora, backbone.config.model_type)
-        self.backbone_kind = kind
         self.hidden_size = hidden_size
         self.lora_enabled = model_config.lora.enabled
         self.use_attention_pool = model_config.pooling == "attention+mean"

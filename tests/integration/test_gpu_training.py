@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from gp_distributed.checkpoint import expected_files
+from gp_distributed.commands.train import run_training
 from gp_distributed.config import load_config
-from gp_distributed.launcher import run_training
 
 from ..conftest import tiny_training_overrides
 

@@ -10,8 +10,8 @@ import pytest
 
 from gp_distributed.cli import main
 from gp_distributed.data.store import open_store
-from gp_distributed.synthetic import SyntheticDataset, make_synthetic
-from gp_distributed.synthetic_ontologies import MP_ROOT, MP_TERMS
+from gp_distributed.synthetic.generator import SyntheticDataset, make_synthetic
+from gp_distributed.synthetic.ontologies import MP_ROOT, MP_TERMS
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,16 @@ import pytest
 
 from gp_distributed.checkpoint import read_meta
 
-from .test_local_head import LOCAL_HEAD, RAY_BIN, REPO_ROOT, STOP_HEAD, _free_ports, _isolated_env, _read_state, _run
+from .test_local_head import (
+    LOCAL_HEAD,
+    RAY_BIN,
+    REPO_ROOT,
+    STOP_HEAD,
+    _free_ports,
+    _isolated_env,
+    _read_state,
+    _run,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

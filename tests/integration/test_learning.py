@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from gp_distributed.commands.baseline import evaluate_baseline
+from gp_distributed.commands.train import run_training
 from gp_distributed.config import load_config
-from gp_distributed.evaluation import evaluate_baseline
-from gp_distributed.launcher import run_training
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,9 +8,10 @@ import torch
 from safetensors.torch import load_file
 
 from gp_distributed.checkpoint import expected_files, read_meta
+from gp_distributed.commands.train import TrainingResult, run_training
 from gp_distributed.config import load_config
 from gp_distributed.errors import GpError
-from gp_distributed.launcher import TrainingResult, run_training, start_local_ray
+from gp_distributed.train.launcher import start_local_ray
 
 from ..conftest import corrupted_store_copy, tiny_training_overrides
 

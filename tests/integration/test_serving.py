@@ -17,15 +17,18 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from gp_distributed.cafa_format import read_cafa_predictions
+from gp_distributed.commands.evaluate import run_new_data_evaluation
+from gp_distributed.commands.explain import run_explain
+from gp_distributed.commands.predict import run_predict
+from gp_distributed.commands.train import FinishedRun, run_training
 from gp_distributed.config import load_config
 from gp_distributed.data.store import GeneStore, open_store
-from gp_distributed.evaluation import load_trained_model, predict_genes, score_split
-from gp_distributed.explain import run_explain
-from gp_distributed.launcher import run_training
-from gp_distributed.new_data import LabelInputs, run_new_data_evaluation
-from gp_distributed.predict import GeneInputs, run_predict
-from gp_distributed.tracking import FinishedRun, MlflowTracker
+from gp_distributed.evaluation.cafa_format import read_cafa_predictions
+from gp_distributed.evaluation.scoring import score_split
+from gp_distributed.inference.new_data import LabelInputs
+from gp_distributed.inference.new_genes import GeneInputs
+from gp_distributed.inference.package import Predictor
+from gp_distributed.tracking.tracker import MlflowTracker
 
 from ..conftest import DEMO_DIR, tiny_training_overrides
 
@@ -62,7 +65,7 @@ def served(demo_store: Path, tmp_path_factory: pytest.TempPathFactory):
         assert finished is not None
         store = open_store(demo_store)
         test_genes = store.split_indices("test")
-        reference = predict_genes(load_trained_model(result.checkpoint_dir, store), store, test_genes)
+        reference = Predictor.from_checkpoint(result.checkpoint_dir, demo_store).predict_store(store, test_genes).probabilities
         yield Served(root, store, test_genes, reference, finished, result.metrics)
 
 

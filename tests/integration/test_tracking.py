@@ -14,14 +14,13 @@ from gp_distributed.data.store import open_store
 from gp_distributed.data.tokenize import tokenizer_for
 from gp_distributed.errors import InputError
 from gp_distributed.model.genepheno import GenePhenoModel
-from gp_distributed.tracking import (
+from gp_distributed.tracking.registry import log_model, register_model
+from gp_distributed.tracking.tracker import (
     MlflowTracker,
     NullTracker,
-    log_model,
     log_run_inputs,
     metric_history,
     metric_key,
-    register_model,
     resolve_tracking_uri,
     start_tracker,
 )

@@ -11,11 +11,11 @@ from safetensors.torch import load_file
 
 from gp_distributed.checkpoint import expected_files, latest_complete_checkpoint
 from gp_distributed.cli import main
+from gp_distributed.commands.train import run_training
 from gp_distributed.config import load_config
 from gp_distributed.data.store import open_store
-from gp_distributed.launcher import run_training
-from gp_distributed.model_package import read_checkpoint_config
-from gp_distributed.worker import build_model
+from gp_distributed.inference.package import read_checkpoint_config
+from gp_distributed.train.worker import build_training_model
 
 from ..conftest import tiny_training_overrides
 
@@ -82,7 +82,7 @@ def test_zero3_checkpoint_holds_whole_trainable_tensors(demo_store: Path, tmp_pa
     assert files == expected_files(step=2, world_size=1, zero_stage=3)
     saved = load_file(str(checkpoint / "trainable.safetensors"))
     assert saved["head.linear.weight"].numel() > 100_000  # above DeepSpeed's persistence threshold
-    fresh, _, _ = build_model(read_checkpoint_config(checkpoint), open_store(demo_store))
+    fresh, _, _ = build_training_model(read_checkpoint_config(checkpoint), open_store(demo_store))
     expected = fresh.trainable_state_dict()
     assert saved.keys() == expected.keys()
     for key, tensor in saved.items():

@@ -25,7 +25,7 @@ from safetensors.torch import save_file
 from gp_distributed.checkpoint import CheckpointMeta, write_meta
 from gp_distributed.cli import main
 from gp_distributed.config import config_to_yaml, load_config
-from gp_distributed.synthetic import SyntheticDataset, make_synthetic
+from gp_distributed.synthetic.generator import SyntheticDataset, make_synthetic
 
 GENE2GO_HEADER = "#tax_id\tGeneID\tGO_ID\tEvidence\tQualifier\tGO_term\tPubMed\tCategory\n"
 GO_ABSENT_FROM_ONTOLOGY = "GO:0000001"  # synthetic GO terms are GO:99xxxxx plus the three roots

@@ -22,10 +22,15 @@ import torch
 from mlflow import MlflowClient
 from safetensors.torch import load_file
 
-from gp_distributed.checkpoint import checkpoint_dir_name, is_complete, latest_complete_checkpoint, read_meta
+from gp_distributed.checkpoint import (
+    checkpoint_dir_name,
+    is_complete,
+    latest_complete_checkpoint,
+    read_meta,
+)
 from gp_distributed.cli import main
+from gp_distributed.commands.train import run_training
 from gp_distributed.config import load_config
-from gp_distributed.launcher import run_training
 
 from ..conftest import REPO_ROOT, corrupted_store_copy, tiny_training_overrides
 

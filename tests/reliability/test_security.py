@@ -12,10 +12,10 @@ import torch
 from mlflow import MlflowClient
 
 from gp_distributed.checkpoint import checkpoint_dir_name
+from gp_distributed.commands.train import run_training
 from gp_distributed.config import config_to_yaml, load_config, redact_credentials
 from gp_distributed.errors import InputError
-from gp_distributed.launcher import run_training
-from gp_distributed.tracking import MlflowTracker, log_run_inputs
+from gp_distributed.tracking.tracker import MlflowTracker, log_run_inputs
 
 from ..conftest import REPO_ROOT, tiny_training_overrides
 

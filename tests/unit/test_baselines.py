@@ -7,15 +7,15 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from gp_distributed import kmer_features
-from gp_distributed.baselines import (
+from gp_distributed.evaluation import kmer_features
+from gp_distributed.evaluation.baselines import (
     BASELINES,
     KmerLogisticBaseline,
     KmerNearestNeighbourBaseline,
     NaiveFrequencyBaseline,
     run_baseline,
 )
-from gp_distributed.kmer_features import ALPHABETS, kmer_composition
+from gp_distributed.evaluation.kmer_features import ALPHABETS, kmer_composition
 
 PROTEIN = np.frombuffer(ALPHABETS["protein"], dtype=np.uint8)
 

@@ -11,7 +11,7 @@ import pytest
 
 from gp_distributed.config import load_config
 from gp_distributed.data.store import open_store
-from gp_distributed.worker import build_model
+from gp_distributed.train.worker import build_training_model
 
 TOOLS = Path(__file__).resolve().parents[2] / "tools"
 sys.path.insert(0, str(TOOLS))
@@ -23,7 +23,7 @@ spec.loader.exec_module(bench_scale)
 
 def test_meta_device_counts_equal_a_real_build(demo_store: Path) -> None:
     config = load_config(None, [f"data.store={demo_store}"])
-    real, _, _ = build_model(config, open_store(demo_store))
+    real, _, _ = build_training_model(config, open_store(demo_store))
     total = sum(p.numel() for p in real.parameters())
     trained = sum(p.numel() for p in real.parameters() if p.requires_grad)
     assert bench_scale.count_parameters(config) == (total, trained)

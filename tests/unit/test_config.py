@@ -4,7 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from gp_distributed.config import GPConfig, global_batch_size, load_config, parse_override, resolved_precision
+from gp_distributed.config import (
+    GPConfig,
+    global_batch_size,
+    load_config,
+    parse_override,
+    resolved_precision,
+)
 from gp_distributed.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]

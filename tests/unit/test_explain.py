@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from gp_distributed.explain import (
+from gp_distributed.inference.explain import (
     explain_gene,
     explanations_json,
     write_association_table,
     write_gene_explanations,
 )
+from gp_distributed.inference.package import Predictions, Vocabularies
 from gp_distributed.model.head import PhenotypeHead
-from gp_distributed.model_package import Predictions, Vocabularies
 
 # 3 concepts x 2 terms
 ASSOCIATION = np.array([[2.0, -1.0], [0.5, 3.0], [-4.0, 1.0]], dtype=np.float32)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from gp_distributed.config import LossConfig
-from gp_distributed.losses import (
+from gp_distributed.train.losses import (
     bce_loss,
     exclusivity_loss,
     genepheno_loss,

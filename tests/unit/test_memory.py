@@ -1,11 +1,11 @@
-"""gp_distributed.memory on Linux: the peak follows a real allocation and resets to the current size."""
+"""gp_distributed.train.memory on Linux: the peak follows a real allocation and resets to the current size."""
 
 import sys
 
 import numpy as np
 import pytest
 
-from gp_distributed.memory import peak_rss_gib, reset_peak_rss
+from gp_distributed.train.memory import peak_rss_gib, reset_peak_rss
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from gp_distributed.cafa_format import (
+from gp_distributed.errors import InputError
+from gp_distributed.evaluation.cafa_format import (
     read_cafa_ground_truth,
     read_cafa_predictions,
     write_cafa_ground_truth,
@@ -17,8 +18,7 @@ from gp_distributed.cafa_format import (
     write_cafa_ontology,
     write_cafa_predictions,
 )
-from gp_distributed.errors import InputError
-from gp_distributed.metrics import (
+from gp_distributed.evaluation.metrics import (
     CAFAEVAL_THRESHOLDS,
     DEFAULT_THRESHOLDS,
     aupr_micro,

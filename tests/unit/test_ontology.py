@@ -13,8 +13,11 @@ from pathlib import Path
 import pytest
 
 from gp_distributed.errors import InputError
-from gp_distributed.exclusive_pairs import mine_exclusive_pairs, read_exclusive_pairs_tsv
-from gp_distributed.ontology import (
+from gp_distributed.ontology.exclusive_pairs import (
+    mine_exclusive_pairs,
+    read_exclusive_pairs_tsv,
+)
+from gp_distributed.ontology.obo import (
     Ontology,
     bin_labels,
     count_genes_per_term,

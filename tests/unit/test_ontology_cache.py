@@ -8,9 +8,9 @@ from pathlib import Path
 import fastobo
 import pytest
 
-from gp_distributed import ontology_cache
 from gp_distributed.errors import InputError
-from gp_distributed.ontology import GO_NAMESPACE_ROOTS, Ontology, load_ontology
+from gp_distributed.ontology import cache as ontology_cache
+from gp_distributed.ontology.obo import GO_NAMESPACE_ROOTS, Ontology, load_ontology
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "obo"
 

@@ -35,7 +35,7 @@ from gp_distributed.ingest.fasta import read_fasta
 from gp_distributed.ingest.go_annotations import read_go_annotations
 from gp_distributed.ingest.id_map import read_id_map
 from gp_distributed.ingest.labels import read_labels
-from gp_distributed.ontology import GO_NAMESPACE_ROOTS, load_ontology
+from gp_distributed.ontology.obo import GO_NAMESPACE_ROOTS, load_ontology
 
 FEW = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MORE = settings(FEW, max_examples=60)

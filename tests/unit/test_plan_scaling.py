@@ -19,7 +19,12 @@ from gp_distributed.data.store import write_store
 from gp_distributed.data.tokenize import build_tokenizer
 from gp_distributed.model.adapters import apply_lora
 from gp_distributed.model.backbone import preset_config
-from gp_distributed.model.genepheno import AttentionPool, GenePhenoModel, pool_stream, windows_to_genes
+from gp_distributed.model.genepheno import (
+    AttentionPool,
+    GenePhenoModel,
+    pool_stream,
+    windows_to_genes,
+)
 from gp_distributed.model.go_branch import GoBranch
 from tests.unit.test_store import _content
 

@@ -6,7 +6,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from gp_distributed.report import (
+from gp_distributed.evaluation.plots import (
     plot_bin_metrics,
     plot_concept_heatmap,
     plot_precision_recall,

@@ -3,7 +3,8 @@
 import numpy as np
 
 from gp_distributed.config import SplitConfig
-from gp_distributed.ingest.splits import TEST, TRAIN, VALID, assign_splits, hash_split
+from gp_distributed.data.schema import TEST, TRAIN, VALID
+from gp_distributed.ingest.splits import assign_splits, hash_split
 
 GENES = [f"gene{i}" for i in range(2000)]
 

@@ -6,7 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gp_distributed.data.store import STORE_SCHEMA_VERSION, StoreContent, open_store, write_store
+from gp_distributed.data.store import (
+    STORE_SCHEMA_VERSION,
+    StoreContent,
+    open_store,
+    write_store,
+)
 from gp_distributed.errors import InputError
 
 

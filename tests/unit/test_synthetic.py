@@ -11,8 +11,18 @@ from pathlib import Path
 import fastobo
 import pytest
 
-from gp_distributed.synthetic import DRIVER_TERMS, SyntheticDataset, make_synthetic
-from gp_distributed.synthetic_ontologies import GO_ROOTS, MP_ALT_ID, MP_OBSOLETE, MP_OPPOSITE_PAIRS, MP_ROOT
+from gp_distributed.synthetic.generator import (
+    DRIVER_TERMS,
+    SyntheticDataset,
+    make_synthetic,
+)
+from gp_distributed.synthetic.ontologies import (
+    GO_ROOTS,
+    MP_ALT_ID,
+    MP_OBSOLETE,
+    MP_OPPOSITE_PAIRS,
+    MP_ROOT,
+)
 
 N_GENES = 150
 SEED = 5

@@ -20,22 +20,39 @@ import torch
 
 from gp_distributed import checkpoint as ckpt
 from gp_distributed.config import GPConfig, config_from_tree, config_to_yaml
-from gp_distributed.data.collate import Batch, collate
+from gp_distributed.data.collate import Batch
 from gp_distributed.data.sharding import eval_gene_slice
 from gp_distributed.data.store import GeneStore, open_store
 from gp_distributed.data.stream import Example, TrainStream, eval_examples
 from gp_distributed.data.tokenize import GeneWindower, tokenizer_for
-from gp_distributed.distributed import (WorkerContext, all_reduce_means_and_maxes, gather_to_rank0,
-                                        init_single_process_group)
-from gp_distributed.engine import (build_engine, convert_to_universal, current_learning_rate, gathered_parameters,
-                                   load_engine, save_engine)
 from gp_distributed.errors import GpError
-from gp_distributed.evaluation import score_genes
-from gp_distributed.losses import genepheno_loss
-from gp_distributed.memory import peak_rss_gib, reset_peak_rss
+from gp_distributed.evaluation.scoring import score_genes
+from gp_distributed.inference.predict import BatchShape, predict_examples
+from gp_distributed.model.build import VocabularySizes, new_training_model
 from gp_distributed.model.genepheno import GenePhenoModel
-from gp_distributed.reporting import LocalReporter, RayReporter, Reporter, ray_worker_context
-from gp_distributed.tracking import Tracker, log_run_inputs, start_tracker
+from gp_distributed.tracking.tracker import Tracker, log_run_inputs, start_tracker
+from gp_distributed.train.engine import (
+    build_engine,
+    convert_to_universal,
+    current_learning_rate,
+    gathered_parameters,
+    load_engine,
+    save_engine,
+)
+from gp_distributed.train.losses import genepheno_loss
+from gp_distributed.train.memory import peak_rss_gib, reset_peak_rss
+from gp_distributed.train.ranks import (
+    WorkerContext,
+    all_reduce_means_and_maxes,
+    gather_to_rank0,
+    init_single_process_group,
+)
+from gp_distributed.train.session import (
+    LocalReporter,
+    RayReporter,
+    Reporter,
+    ray_worker_context,
+)
 
 
 @dataclass
@@ -55,17 +72,16 @@ class TrainState:
     setup_peak_rss_gib: float = 0.0  # resident peak of building the model and engine (and restoring)
 
 
-def build_model(config: GPConfig, store: GeneStore) -> tuple[GenePhenoModel, GeneWindower, int]:
-    """Model, window encoder and pad id for a store; identical initial weights on every rank (seeded)."""
+def build_training_model(config: GPConfig, store: GeneStore) -> tuple[GenePhenoModel, GeneWindower, int]:
+    """Model (identical initial weights on every rank: seeded), window encoder and pad id for a store."""
     tokenizer = tokenizer_for(config.model, store.alphabet, config.data.kmer_size)
-    torch.manual_seed(config.train.seed)
-    model = GenePhenoModel(config.model, len(store.go_input_ids), len(store.concept_ids), len(store.label_ids), tokenizer)
     train_genes = store.split_indices("train")
     concepts = store.multi_hot("go_concepts", train_genes)
     annotated = concepts.sum(axis=1) > 0  # concept targets exist only for genes with GO annotations
-    model.set_output_priors(
-        torch.from_numpy(store.multi_hot("labels", train_genes).mean(axis=0)),
-        torch.from_numpy(concepts[annotated].mean(axis=0) if annotated.any() else concepts.mean(axis=0)),
+    model = new_training_model(
+        config, VocabularySizes(len(store.go_input_ids), len(store.concept_ids), len(store.label_ids)), tokenizer,
+        label_frequency=store.multi_hot("labels", train_genes).mean(axis=0),
+        concept_frequency=concepts[annotated].mean(axis=0) if annotated.any() else concepts.mean(axis=0),
     )
     return model, GeneWindower.from_config(tokenizer, config.data), int(tokenizer.pad_token_id)
 
@@ -73,7 +89,7 @@ def build_model(config: GPConfig, store: GeneStore) -> tuple[GenePhenoModel, Gen
 def setup(config: GPConfig, context: WorkerContext, *, load_universal: bool = False) -> TrainState:
     baseline_rss_gib = peak_rss_gib()  # the process before any model exists (imports, Ray, torch)
     store = open_store(config.data.store)
-    model, windower, pad_token_id = build_model(config, store)
+    model, windower, pad_token_id = build_training_model(config, store)
     engine = build_engine(model, config, context.world_size, load_universal=load_universal)
     # Dropout streams differ per rank but are fixed by (seed, rank); resume restores them exactly.
     torch.manual_seed(config.train.seed * 1000 + context.world_rank)
@@ -125,8 +141,8 @@ def _micro_batch(state: TrainState) -> Batch:
 
 
 def _collate(state: TrainState, examples: list[Example]) -> Batch:
-    return collate(examples, state.pad_token_id, len(state.store.concept_ids), len(state.store.label_ids),
-                   state.config.data.max_go_terms)
+    return BatchShape(state.pad_token_id, len(state.store.concept_ids), len(state.store.label_ids),
+                      state.config.data.max_go_terms).collate(examples)
 
 
 def train_step(state: TrainState) -> dict[str, float]:
@@ -156,36 +172,23 @@ def train_step(state: TrainState) -> dict[str, float]:
             "genes_per_second": genes / seconds, "tokens_per_second": tokens / seconds, "step_seconds": seconds}
 
 
-@torch.no_grad()
 def predict_split(state: TrainState, split: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """Sigmoid scores of this rank's share of `split`, gathered on rank 0 as (gene indices, scores).
-    All ranks call; returns None on other ranks."""
+    """Sigmoid scores of this rank's share of `split` through the one prediction path, gathered on rank 0
+    as (gene indices, scores). All ranks call; returns None on other ranks."""
     members = state.store.split_indices(split)
     mine = members[eval_gene_slice(len(members), state.context.world_rank, state.context.world_size)]
-    state.engine.module.eval()
-    indices, scores = [], []
-    examples = list(eval_examples(state.store, mine, state.windower, seed=state.config.train.seed))
     size = state.config.train.micro_batch_size
-    n_batches = -(-len(examples) // size)
-    # Under ZeRO-3 every forward gathers parameters collectively, so every rank must run as many
-    # forwards as the busiest one: the others repeat a filler batch and drop its output.
-    total_batches = n_batches
-    if state.config.train.zero_stage == 3:
-        total_batches = int(all_reduce_means_and_maxes({}, {"batches": float(n_batches)})["batches"])
-        filler = examples[:size] or list(eval_examples(state.store, members[:1], state.windower, seed=0))
-    for batch_number in range(total_batches):
-        real = batch_number < n_batches
-        chunk = examples[batch_number * size : (batch_number + 1) * size] if real else filler
-        batch = _collate(state, chunk)
-        output = state.engine(batch.to(state.engine.device))
-        if real:
-            scores.append(torch.sigmoid(output.label_logits.float()).cpu().numpy())
-            indices.append(batch.gene_index.numpy())
+    min_batches, filler = 0, None
+    if state.config.train.zero_stage == 3:  # every rank runs as many forwards as the busiest one
+        min_batches = int(all_reduce_means_and_maxes({}, {"batches": float(-(-len(mine) // size))})["batches"])
+        filler = list(eval_examples(state.store, members[:1], state.windower, seed=0))
+    shape = BatchShape(state.pad_token_id, len(state.store.concept_ids), len(state.store.label_ids),
+                       state.config.data.max_go_terms)
+    state.engine.module.eval()
+    scored = predict_examples(state.engine, eval_examples(state.store, mine, state.windower, seed=state.config.train.seed),
+                              shape, batch_size=size, device=state.engine.device, min_batches=min_batches, filler=filler)
     state.engine.module.train()
-    width = len(state.store.label_ids)
-    local = (np.concatenate(indices) if indices else np.zeros(0, np.int64),
-             np.concatenate(scores) if scores else np.zeros((0, width), np.float32))
-    gathered = gather_to_rank0(local, state.context)
+    gathered = gather_to_rank0((scored.gene_indices, scored.probabilities), state.context)
     if gathered is None:
         return None
     return np.concatenate([g[0] for g in gathered]), np.concatenate([g[1] for g in gathered])
@@ -258,7 +261,7 @@ def train(config: GPConfig, context: WorkerContext, reporter: Reporter) -> dict[
     # Rank 0 logs to MLflow (continuing the run a resumed checkpoint names); other ranks get a null tracker.
     tracker = start_tracker(config.tracking, train_config.run_name, is_rank0=context.is_rank0,
                             resume_run_id=state.tracking_run_id,
-                            backlog_dir=train_config.storage_path / train_config.run_name)
+                            backlog_dir=ckpt.run_directory(train_config.storage_path, train_config.run_name))
     state.tracking_run_id = tracker.run_id
     log_run_inputs(tracker, config, state.store.summary())
     try:

@@ -26,7 +26,9 @@ from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.preprocessing import StandardScaler, normalize
 
-from gp_distributed.kmer_features import Alphabet, kmer_composition
+from gp_distributed.config import Alphabet
+from gp_distributed.data.store import GeneStore
+from gp_distributed.evaluation.kmer_features import kmer_composition
 
 # Evaluation genes per similarity block in kNN: bounds the dense (block, n_train) float32 matrix.
 _KNN_BLOCK_ROWS = 2048
@@ -254,3 +256,17 @@ def run_baseline(
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; expected one of {sorted(BASELINES)}")
     return BASELINES[name](**params).fit(train_sequences, train_labels).predict_proba(eval_sequences)
+
+
+def split_sequences(store: GeneStore, indices: np.ndarray) -> list[bytes]:
+    """Residues of the genes `indices` (one contiguous split, store order)."""
+    return [r.sequence for r in store.read_block(int(indices[0]), int(indices[-1]) + 1)] if len(indices) else []
+
+
+def store_baseline_scores(name: str, store: GeneStore, split: str) -> np.ndarray:
+    """Baseline `name` fitted on the store's training split, scoring `split` (store order): the one
+    baseline harness of `gp baseline`, the training report and the benchmarks."""
+    train, target = store.split_indices("train"), store.split_indices(split)
+    params = {} if name == "naive" else {"alphabet": store.alphabet}  # the naive baseline ignores sequences
+    return run_baseline(name, split_sequences(store, train), store.multi_hot("labels", train),
+                        split_sequences(store, target), **params)

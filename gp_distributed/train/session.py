@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from gp_distributed.checkpoint import latest_complete_checkpoint
-from gp_distributed.distributed import WorkerContext, barrier
+from gp_distributed.train.ranks import WorkerContext, barrier
 
 
 class Reporter(Protocol):

@@ -1,13 +1,13 @@
 """GenePheno as an MLflow pyfunc model, logged from code: this file *is* the model MLflow loads
-(`tracking.log_model` passes its path as `python_model`; nothing is pickled). It needs gp_distributed,
+(`tracking.registry.log_model` passes its path as `python_model`; nothing is pickled). It needs gp_distributed,
 torch and transformers where it is loaded, not DeepSpeed or Ray.
 
-Artifacts: the model package of model_package.py (checkpoint weights and config, tokenizer,
+Artifacts: the model package of inference/package.py (checkpoint weights and config, tokenizer,
 vocabularies, backbone pointer). A preset backbone is rebuilt from its fixed seed; a `backbone_path`
 backbone is read from the recorded directory, or from another one given at load time:
 `mlflow.pyfunc.load_model(uri, model_config={"backbone_path": "/new/dir"})`.
 
-Signature (`pyfunc_signature`):
+Signature (`registry.pyfunc_signature`):
 - input: a table with `sequence` (str, residues of the model's alphabet, any case, whitespace ignored)
   and optional `go_terms` (str, GO ids separated by ';'; ids outside the model's GO input vocabulary
   are ignored and reported in `unknown_go_terms`);
@@ -16,7 +16,7 @@ Signature (`pyfunc_signature`):
   (JSON string, `explain.explanations_json`: the `top_terms` most probable phenotypes, each with its
   `top_concepts` driving GO concepts), `unknown_go_terms` (str, ';'-separated);
 - params: `top_terms` (default 5), `top_concepts` (default 3).
-Rows are scored as `model_package.Predictor.predict` scores genes, in row order.
+Rows are scored as `inference.package.Predictor.predict` scores genes, in row order.
 """
 
 from __future__ import annotations
@@ -25,24 +25,12 @@ from typing import Any
 
 import mlflow.pyfunc
 import pandas as pd
-from mlflow.models import ModelSignature, set_model
-from mlflow.types.schema import Array, ColSpec, DataType, ParamSchema, ParamSpec, Schema
+from mlflow.models import set_model
 
 from gp_distributed.errors import InputError
-from gp_distributed.explain import explain_gene, explanations_json
-from gp_distributed.model_package import InputGene, Predictor
-
-DEFAULT_TOP_TERMS = 5
-DEFAULT_TOP_CONCEPTS = 3
-
-
-def pyfunc_signature() -> ModelSignature:
-    inputs = Schema([ColSpec(DataType.string, "sequence"), ColSpec(DataType.string, "go_terms", required=False)])
-    outputs = Schema([ColSpec(Array(DataType.double), "probabilities"), ColSpec(DataType.string, "top_predictions"),
-                      ColSpec(DataType.string, "unknown_go_terms")])
-    params = ParamSchema([ParamSpec("top_terms", DataType.long, DEFAULT_TOP_TERMS),
-                          ParamSpec("top_concepts", DataType.long, DEFAULT_TOP_CONCEPTS)])
-    return ModelSignature(inputs=inputs, outputs=outputs, params=params)
+from gp_distributed.inference.explain import explain_gene, explanations_json
+from gp_distributed.inference.package import InputGene, Predictor
+from gp_distributed.tracking.registry import DEFAULT_TOP_CONCEPTS, DEFAULT_TOP_TERMS
 
 
 def _sequence(value: Any, row: int, alphabet: str) -> bytes:

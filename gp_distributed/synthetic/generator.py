@@ -44,7 +44,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from gp_distributed.synthetic_ontologies import (
+from gp_distributed.synthetic.ontologies import (
     GO_TERMS,
     MP_ALT_ID,
     MP_OBSOLETE,
@@ -162,7 +162,7 @@ def make_synthetic(out_dir: Path, n_genes: int, seed: int) -> SyntheticDataset:
     go_annotations: dict[str, tuple[GoAnnotation, ...]] = {}
     gene_trap_only: set[str] = set()
     label_lines: list[str] = []
-    gaf_lines = ["!gaf-version: 2.2", "!generated-by: gp_distributed.synthetic", "!date-generated: 2025-01-01",
+    gaf_lines = ["!gaf-version: 2.2", "!generated-by: gp_distributed.synthetic.generator", "!date-generated: 2025-01-01",
                  f"!SYNTHETIC annotations (seed {seed}), not real data"]  # fmt: skip
     for index, gene_id in enumerate(gene_ids):
         rng = random.Random(f"{seed}:{index}")
@@ -344,7 +344,7 @@ def _mp_obo_lines() -> list[str]:
     """OBO 1.2 text of the synthetic MP: MP_TERMS, the alt_id of MP_ALT_ID and the obsolete MP_OBSOLETE."""
     names = {term: name for term, name, _ in MP_TERMS}
     lines = ["format-version: 1.2", "data-version: synthetic-mp/1", "ontology: synthetic_mp",
-             "remark: SYNTHETIC ontology by gp_distributed.synthetic; not the Mammalian Phenotype Ontology"]
+             "remark: SYNTHETIC ontology by gp_distributed.synthetic.generator; not the Mammalian Phenotype Ontology"]
     for term, name, parents in MP_TERMS:
         lines += ["", "[Term]", f"id: {term}", f"name: {name}", "namespace: MPheno.ontology"]
         lines += [f"alt_id: {MP_ALT_ID[1]}"] if term == MP_ALT_ID[0] else []
@@ -359,7 +359,7 @@ def _go_obo_lines() -> list[str]:
     """OBO 1.2 text of the synthetic GO: GO_TERMS with their is_a and part_of edges, and the part_of typedef."""
     names = {go_id: name for go_id, name, *_ in GO_TERMS}
     lines = ["format-version: 1.2", "data-version: synthetic-go/1", "ontology: synthetic_go",
-             "remark: SYNTHETIC ontology written by gp_distributed.synthetic; not the Gene Ontology"]  # fmt: skip
+             "remark: SYNTHETIC ontology written by gp_distributed.synthetic.generator; not the Gene Ontology"]  # fmt: skip
     for go_id, name, namespace, is_a, part_of in GO_TERMS:
         lines += ["", "[Term]", f"id: {go_id}", f"name: {name}", f"namespace: {namespace}"]
         lines += [f"is_a: {parent} ! {names[parent]}" for parent in is_a]
@@ -375,7 +375,7 @@ def _readme_lines(dataset: SyntheticDataset, seed: int, n_label_rows: int, n_gaf
     return [
         "# SYNTHETIC dataset (not real data)",
         "",
-        f"Written by `gp_distributed.synthetic.make_synthetic` for {len(dataset.gene_ids)} genes, seed {seed}:",
+        f"Written by `gp_distributed.synthetic.generator.make_synthetic` for {len(dataset.gene_ids)} genes, seed {seed}:",
         "",
         "```",
         f".venv/bin/python tools/make_synthetic.py --out OUT_DIR --genes {len(dataset.gene_ids)} --seed {seed}",

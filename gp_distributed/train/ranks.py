@@ -47,12 +47,6 @@ def init_single_process_group() -> WorkerContext:
     return WorkerContext(world_rank=0, world_size=1, local_rank=0)
 
 
-def context_from_process_group() -> WorkerContext:
-    return WorkerContext(
-        world_rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", 0))
-    )
-
-
 def barrier() -> None:
     """All ranks must call."""
     dist.barrier()
@@ -63,13 +57,6 @@ def gather_to_rank0(payload: Any, context: WorkerContext) -> list[Any] | None:
     gathered: list[Any] | None = [None] * context.world_size if context.is_rank0 else None
     dist.gather_object(payload, gathered, dst=0)
     return gathered
-
-
-def broadcast_from_rank0(payload: Any) -> Any:
-    """Rank 0's `payload` on every rank. All ranks must call."""
-    box = [payload]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
 
 
 def all_reduce_means_and_maxes(means: dict[str, float], maxes: dict[str, float]) -> dict[str, float]:

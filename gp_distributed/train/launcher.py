@@ -1,10 +1,11 @@
 """The driver side of training: the only module that imports Ray on the driver.
 
-`run_training(config)` resolves every path against the driver's working directory (workers run
+`launch_training(config)` resolves every path against the driver's working directory (workers run
 elsewhere, and `ray job submit` runs the driver in a temporary copy), makes sure the gene store exists,
 then either runs the worker loop in this process (`scaling.num_workers=0`) or starts a Ray Train
 `TorchTrainer` over DeepSpeed workers. Re-running with the same run name resumes from the latest
-checkpoint under `<storage_path>/<run_name>`.
+checkpoint under `<storage_path>/<run_name>`. What happens after training (report, model logging,
+registry) is `commands/train.py`'s.
 """
 
 from __future__ import annotations
@@ -14,25 +15,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gp_distributed.checkpoint import latest_complete_checkpoint, read_meta
+from gp_distributed.checkpoint import latest_complete_checkpoint, run_directory
 from gp_distributed.config import GPConfig
 from gp_distributed.data.store import open_store
 from gp_distributed.errors import ConfigError, GpError
-from gp_distributed.tracking import FinishedRun, finish_training_run, resolve_tracking_uri
+from gp_distributed.tracking.tracker import resolve_tracking_uri
 
-# Token auth stays on for every Ray client we start or join (Ray 2.60 default for local clusters).
-os.environ.setdefault("RAY_AUTH_MODE", "token")
-# On Linux, Ray 2.60 replaces --node-ip-address=127.0.0.1 by the outward address and listens on every
-# interface unless this is 0 (read at import time): keep a local Ray on loopback only.
-os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+def set_ray_client_environment() -> None:
+    """Call before the first `import ray` of a process (the driver entry points do): Ray reads both at
+    import time."""
+    # Token auth stays on for every Ray client we start or join (Ray 2.60 default for local clusters).
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
+    # On Linux, Ray 2.60 replaces --node-ip-address=127.0.0.1 by the outward address and listens on
+    # every interface unless this is 0: keep a local Ray on loopback only.
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
 @dataclass(frozen=True)
-class TrainingResult:
+class LaunchResult:
     run_dir: Path
     metrics: dict[str, Any]
     checkpoint_dir: Path | None
-    finished: FinishedRun | None  # the MLflow run, logged model and registration (tracking on)
 
 
 def _absolute(path: Path | None) -> Path | None:
@@ -101,6 +105,7 @@ def _runtime_env(use_gpu: bool) -> dict[str, Any]:
 
 def start_local_ray(num_cpus: int, *, use_gpu: bool = False, temp_dir: Path | None = None) -> None:
     """A private Ray instance on loopback with token auth, never joining a cluster someone else runs here."""
+    set_ray_client_environment()
     import ray
 
     ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
@@ -108,6 +113,7 @@ def start_local_ray(num_cpus: int, *, use_gpu: bool = False, temp_dir: Path | No
 
 
 def _start_or_join_ray(config: GPConfig) -> None:
+    set_ray_client_environment()
     import ray
 
     if ray.is_initialized():
@@ -124,7 +130,7 @@ def _ray_train(config: GPConfig, run_dir: Path) -> tuple[dict[str, Any], Path | 
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    from gp_distributed.worker import train_loop_per_worker
+    from gp_distributed.train.worker import train_loop_per_worker
 
     _start_or_join_ray(config)
     scaling = config.scaling
@@ -169,35 +175,17 @@ def training_failure(error: Exception) -> GpError:
                    f"{type(cause).__name__}: {first_line} (traceback in the Ray log above)")
 
 
-def run_training(config: GPConfig) -> TrainingResult:
-    """Train (or resume) the configured run; then, with tracking on, report, log and register the model.
-    Returns the last reported metrics and checkpoint."""
+def launch_training(config: GPConfig) -> LaunchResult:
+    """Train (or resume) the configured run (paths made absolute first: `resolve_paths`). Returns the last
+    reported metrics and checkpoint."""
     config = resolve_paths(config)
     ensure_store(config)
-    run_dir = config.train.storage_path / config.train.run_name
+    run_dir = run_directory(config.train.storage_path, config.train.run_name)
     if config.scaling.num_workers == 0:
-        from gp_distributed.worker import run_in_process
+        from gp_distributed.train.worker import run_in_process
 
         metrics = run_in_process(config, run_dir)
         checkpoint = latest_complete_checkpoint(run_dir)
     else:
         metrics, checkpoint = _ray_train(config, run_dir)
-    finished = None
-    if config.tracking.enabled and checkpoint is not None:
-        run_id = read_meta(checkpoint).tracking_run_id
-        if run_id is not None:
-            finished = _finish_or_explain(config, run_id, checkpoint, run_dir)
-    return TrainingResult(run_dir, metrics, checkpoint, finished)
-
-
-def _finish_or_explain(config: GPConfig, run_id: str, checkpoint: Path, run_dir: Path) -> FinishedRun:
-    """Report, log and register; when MLflow is unavailable, one line that says training itself is safe."""
-    try:
-        return finish_training_run(config.tracking, run_id, checkpoint, config.data.store, run_dir / "report")
-    except GpError:
-        raise
-    except Exception as error:  # the tracking backend failing, whatever its client raises
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise GpError(f"training finished ({checkpoint}) but MLflow at "
-                      f"{resolve_tracking_uri(config.tracking.tracking_uri, Path.cwd())} failed while logging and "
-                      f"registering the model ({message}); run the same command again once it answers") from None
+    return LaunchResult(run_dir, metrics, checkpoint)

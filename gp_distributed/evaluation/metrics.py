@@ -7,7 +7,7 @@ its direct parents within the same vocabulary (the store's `label_parents`). All
 numpy, vectorised over genes and thresholds (the only Python loops run over terms or ontology edges).
 
 Fmax and Smin follow the CAFA rules as implemented by `cafaeval` 1.3.0, which the tests check exactly
-through `gp_distributed.cafa_format`: a term is predicted at threshold t when its score is >= t;
+through `gp_distributed.evaluation.cafa_format`: a term is predicted at threshold t when its score is >= t;
 with `parents`, labels and scores are first propagated to ancestors by max; genes without any true
 term are not evaluated; precision is averaged over evaluated genes with >= 1 predicted term, recall,
 remaining uncertainty and misinformation over all evaluated genes; thresholds at which no evaluated

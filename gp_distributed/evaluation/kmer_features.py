@@ -11,12 +11,11 @@ duplicates.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
 
-Alphabet = Literal["protein", "dna"]
+from gp_distributed.config import Alphabet
 
 ALPHABETS: dict[str, bytes] = {
     "protein": b"ACDEFGHIKLMNPQRSTVWY",  # the 20 standard amino acids

@@ -7,7 +7,7 @@ and checkpoints exclude frozen parameters: the frozen backbone comes back from i
 Loading never runs pickled code: DeepSpeed calls `torch.load(..., weights_only=False)`, so every load
 and universal conversion here runs with `TORCH_FORCE_WEIGHTS_ONLY_LOAD=1` (torch then uses its
 weights-only unpickler whatever the call site asks), allowing only the plain DeepSpeed data classes
-its checkpoints hold (`_CHECKPOINT_CLASSES`). A checkpoint carrying anything else fails to load.
+its checkpoints hold (allow-listed in `_deepspeed`). A checkpoint carrying anything else fails to load.
 """
 
 from __future__ import annotations
@@ -17,24 +17,30 @@ import pickle
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from gp_distributed.config import GPConfig, global_batch_size, resolved_precision
 from gp_distributed.errors import InputError
 
-# The CPU accelerator must be chosen before deepspeed is imported; GPU runs set "cuda" explicitly.
-os.environ.setdefault("DS_ACCELERATOR", "cuda" if torch.cuda.is_available() else "cpu")
+if TYPE_CHECKING:
+    from deepspeed import DeepSpeedEngine
 
-import deepspeed  # noqa: E402  (after DS_ACCELERATOR)
-from deepspeed import DeepSpeedEngine  # noqa: E402
-from deepspeed.runtime.fp16.loss_scaler import LossScaler  # noqa: E402
-from deepspeed.runtime.zero.config import ZeroStageEnum  # noqa: E402
-from deepspeed.utils.tensor_fragment import fragment_address  # noqa: E402
 
-_CHECKPOINT_CLASSES = [LossScaler, ZeroStageEnum, fragment_address]  # found by loading ZeRO 0-3 checkpoints
-torch.serialization.add_safe_globals(_CHECKPOINT_CLASSES)
+def _deepspeed() -> ModuleType:
+    """deepspeed, imported on first use. DeepSpeed picks its accelerator once, at import, from
+    DS_ACCELERATOR: the CPU one unless a GPU is present (a user's explicit choice wins). The plain data
+    classes its checkpoints pickle are allow-listed for the weights-only loader here too."""
+    os.environ.setdefault("DS_ACCELERATOR", "cuda" if torch.cuda.is_available() else "cpu")
+    import deepspeed
+    from deepspeed.runtime.fp16.loss_scaler import LossScaler
+    from deepspeed.runtime.zero.config import ZeroStageEnum
+    from deepspeed.utils.tensor_fragment import fragment_address
+
+    torch.serialization.add_safe_globals([LossScaler, ZeroStageEnum, fragment_address])  # found by loading ZeRO 0-3
+    return deepspeed
 
 
 @contextmanager
@@ -102,7 +108,7 @@ def build_engine(
     ds_config = deepspeed_config(config, world_size)
     if load_universal:
         ds_config["checkpoint"] = {"load_universal": True}
-    engine, _, _, _ = deepspeed.initialize(
+    engine, _, _, _ = _deepspeed().initialize(
         model=model, model_parameters=trainable, config=ds_config, dist_init_required=False
     )
     return engine
@@ -114,6 +120,7 @@ def convert_to_universal(engine_dir: Path, tag: str, out_dir: Path) -> str:
     is per parameter, so any world size can load it."""
     from argparse import Namespace
 
+    _deepspeed()
     from deepspeed.checkpoint.ds_to_universal import main as ds_to_universal
 
     universal_tag = f"{tag}_universal"
@@ -151,12 +158,8 @@ def gathered_parameters(parameters: list[torch.nn.Parameter], zero_stage: int) -
     if zero_stage != 3:
         yield
         return
-    with deepspeed.zero.GatheredParameters(parameters, modifier_rank=None):
+    with _deepspeed().zero.GatheredParameters(parameters, modifier_rank=None):
         yield
-
-
-def micro_steps_per_step(engine: DeepSpeedEngine) -> int:
-    return int(engine.gradient_accumulation_steps())
 
 
 def current_learning_rate(engine: DeepSpeedEngine) -> float:

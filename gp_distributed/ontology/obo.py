@@ -30,8 +30,8 @@ from fastobo.term import (
     TermFrame,
 )
 
-from gp_distributed import ontology_cache
 from gp_distributed.errors import InputError
+from gp_distributed.ontology import cache as ontology_cache
 
 GO_NAMESPACE_ROOTS: Mapping[str, str] = {
     "biological_process": "GO:0008150",

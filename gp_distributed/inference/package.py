@@ -1,5 +1,5 @@
 """The model package: everything a trained GenePheno model needs to predict outside training, and the
-predictor built from it. No DeepSpeed, no Ray, no MLflow here (serving.py wraps this for MLflow).
+predictor built from it. No DeepSpeed, no Ray, no MLflow here (tracking/pyfunc.py wraps this for MLflow).
 
 Package layout (`write_model_package` writes it; these are the pyfunc model's artifacts, by key):
 
@@ -17,18 +17,16 @@ Package layout (`write_model_package` writes it; these are the pyfunc model's ar
                                       model reads its weights from that directory, checked by the hash
                                       of its config.json; load with another `backbone_path` if it moved.
 
-Prediction goes through the training evaluation's own code (`eval_examples`, `collate`, the model's
-forward): genes are windowed by the same rule with the same RNG stream, in input order, and batched by
-the training micro-batch size, so a predictor fed a store split in store order gives the scores of
-`evaluation.predict_genes` bit for bit. With `data.window_strategy=random` a gene's window depends on
+Prediction goes through the one prediction path (`inference.predict.predict_examples`, which
+training-time evaluation also calls): genes are windowed by the same rule with the same RNG stream, in
+input order, and batched by the training micro-batch size, so a predictor fed a store split in store
+order gives the training loop's own validation scores. With `data.window_strategy=random` a gene's window depends on
 its position in that stream (as in `gp evaluate`); `first` and `all` make each gene's scores independent
 of the other rows, up to float rounding where batch padding differs. Inference runs on CPU, in fp32.
 """
 
 from __future__ import annotations
 
-import hashlib
-import itertools
 import json
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
@@ -37,22 +35,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from tqdm import tqdm
 from transformers import AutoTokenizer
 
 from gp_distributed import checkpoint as ckpt
 from gp_distributed.config import GPConfig, load_config
-from gp_distributed.data.collate import collate
 from gp_distributed.data.store import GeneRecord, GeneStore, open_store
 from gp_distributed.data.stream import eval_examples
 from gp_distributed.data.tokenize import GeneWindower, tokenizer_for
 from gp_distributed.errors import InputError
+from gp_distributed.evaluation.metrics import information_content
+from gp_distributed.hashing import sha256_file
+from gp_distributed.inference.predict import BatchShape, ScoredGenes, predict_examples
 from gp_distributed.model.backbone import PRESET_SEED
+from gp_distributed.model.build import VocabularySizes, load_trained_model
 from gp_distributed.model.genepheno import GenePhenoModel
 
 ARTIFACT_KEYS = ("checkpoint", "tokenizer", "vocabularies", "backbone")
-_CHECKPOINT_FILES = ("trainable.safetensors", "config.yaml", "meta.json")
 _ARTIFACT_NAMES = {"checkpoint": "checkpoint", "tokenizer": "tokenizer",
                    "vocabularies": "vocabularies.json", "backbone": "backbone.json"}
 
@@ -75,11 +73,12 @@ class Vocabularies:
     concept_names: list[str]
     go_evidence_exclude: list[str]
 
+    @property
+    def sizes(self) -> VocabularySizes:
+        return VocabularySizes(len(self.go_input_ids), len(self.concept_ids), len(self.label_ids))
+
     @classmethod
     def from_store(cls, store: GeneStore) -> Vocabularies:
-        # Imported here: metrics pulls in scipy and sklearn, which serving never needs.
-        from gp_distributed.metrics import information_content
-
         train_labels = store.multi_hot("labels", store.split_indices("train"))
         attrs = store.attrs
         return cls(
@@ -137,16 +136,12 @@ class GeneTable:
         return self.records[start:stop]
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def read_checkpoint_config(checkpoint_dir: Path) -> GPConfig:
     """The resolved config of a complete checkpoint. Refuses (one-line GpError) an incomplete checkpoint
     or another format version (meta.json), and a missing, unparsable or invalid config.yaml, naming the
     file and its line or key."""
     ckpt.read_meta(checkpoint_dir)
-    return load_config(Path(checkpoint_dir) / "config.yaml")
+    return load_config(Path(checkpoint_dir) / ckpt.CONFIG_FILE)
 
 
 def backbone_pointer(config: GPConfig) -> dict[str, Any]:
@@ -154,7 +149,7 @@ def backbone_pointer(config: GPConfig) -> dict[str, Any]:
     if config.model.backbone_preset is not None:
         return {"preset": config.model.backbone_preset, "seed": PRESET_SEED}
     path = Path(config.model.backbone_path).resolve()
-    return {"path": str(path), "config_sha256": _sha256(path / "config.json")}
+    return {"path": str(path), "config_sha256": sha256_file(path / "config.json")}
 
 
 def write_model_package(checkpoint_dir: Path, store: GeneStore, out: Path) -> dict[str, Path]:
@@ -164,17 +159,12 @@ def write_model_package(checkpoint_dir: Path, store: GeneStore, out: Path) -> di
     config = read_checkpoint_config(checkpoint_dir)
     artifacts = {key: out / name for key, name in _ARTIFACT_NAMES.items()}
     artifacts["checkpoint"].mkdir(parents=True)
-    for name in _CHECKPOINT_FILES:
+    for name in ckpt.SERVING_FILES:
         shutil.copy2(checkpoint_dir / name, artifacts["checkpoint"] / name)
     tokenizer_for(config.model, store.alphabet, config.data.kmer_size).save_pretrained(str(artifacts["tokenizer"]))
     Vocabularies.from_store(store).write(artifacts["vocabularies"])
     artifacts["backbone"].write_text(json.dumps(backbone_pointer(config), indent=1))
     return artifacts
-
-
-def package_artifacts(directory: Path) -> dict[str, Path]:
-    """The artifact paths of a package directory written by `write_model_package`."""
-    return {key: Path(directory) / name for key, name in _ARTIFACT_NAMES.items()}
 
 
 def _with_backbone(config: GPConfig, pointer: Mapping[str, Any], override: Path | None, source: Path) -> GPConfig:
@@ -186,7 +176,7 @@ def _with_backbone(config: GPConfig, pointer: Mapping[str, Any], override: Path 
     path = Path(override or pointer["path"]).expanduser().resolve()
     if not (path / "config.json").is_file():
         raise InputError(source, f"backbone weights not found at {path} (load with another backbone_path)")
-    if _sha256(path / "config.json") != pointer["config_sha256"]:
+    if sha256_file(path / "config.json") != pointer["config_sha256"]:
         raise InputError(path / "config.json", "differs from the backbone the model was trained on")
     return config.model_copy(update={"model": config.model.model_copy(update={"backbone_path": path})})
 
@@ -199,8 +189,9 @@ class Predictor:
         self.config = config
         self.model = model
         self.windower = windower
-        self.pad_token_id = pad_token_id
         self.vocabularies = vocabularies
+        self.batch_shape = BatchShape(pad_token_id, len(vocabularies.concept_ids), len(vocabularies.label_ids),
+                                      config.data.max_go_terms)
         self._go_index = {term: i for i, term in enumerate(vocabularies.go_input_ids)}
 
     @classmethod
@@ -227,15 +218,7 @@ class Predictor:
 
     @classmethod
     def _build(cls, config: GPConfig, vocabularies: Vocabularies, tokenizer: Any, checkpoint_dir: Path) -> Predictor:
-        # Seeded like worker.build_model, on a forked RNG so the caller's streams are untouched;
-        # every seeded weight is then overwritten by the checkpoint or comes from the backbone.
-        with torch.random.fork_rng():
-            torch.manual_seed(config.train.seed)
-            model = GenePhenoModel(config.model, len(vocabularies.go_input_ids), len(vocabularies.concept_ids),
-                                   len(vocabularies.label_ids), tokenizer)
-        source = checkpoint_dir / "trainable.safetensors"
-        model.load_trainable_state_dict(ckpt.read_trainable(checkpoint_dir), str(source))
-        model.eval()
+        model = load_trained_model(config, vocabularies.sizes, tokenizer, checkpoint_dir)
         windower = GeneWindower.from_config(tokenizer, config.data)
         return cls(config, model, windower, int(tokenizer.pad_token_id), vocabularies)
 
@@ -259,29 +242,16 @@ class Predictor:
             unknown.append(missing)
         return GeneTable(records), unknown
 
-    @torch.no_grad()
     def predict_store(self, reader: GeneStore | GeneTable, gene_indices: np.ndarray, *, batch_size: int | None = None,
-                      show_progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """(probabilities (N, C), concept activations (N, n)) of the genes `gene_indices` of a store (or
-        a `GeneTable`), in that order; the same windows and batches as `evaluation.predict_genes`."""
-        vocab, data_config = self.vocabularies, self.config.data
-        size = batch_size or self.config.train.micro_batch_size
+                      show_progress: bool = False) -> ScoredGenes:
+        """Scores of the genes `gene_indices` of a store (or a `GeneTable`), in that order."""
         examples = eval_examples(reader, np.asarray(gene_indices), self.windower, seed=self.config.train.seed)  # type: ignore[arg-type]  # a GeneTable reads like a store
-        probabilities, activations = [], []
-        n_batches = -(-len(gene_indices) // size)
-        for _ in tqdm(range(n_batches), disable=not show_progress, unit="batch", desc="predicting"):
-            batch = collate(list(itertools.islice(examples, size)), self.pad_token_id, len(vocab.concept_ids),
-                            len(vocab.label_ids), data_config.max_go_terms)
-            output = self.model(batch)
-            probabilities.append(torch.sigmoid(output.label_logits.float()).numpy())
-            activations.append(output.concept_activations.float().numpy())
-        if not probabilities:
-            return np.zeros((0, len(vocab.label_ids)), np.float32), np.zeros((0, len(vocab.concept_ids)), np.float32)
-        return np.concatenate(probabilities), np.concatenate(activations)
+        return predict_examples(self.model, examples, self.batch_shape,
+                                batch_size=batch_size or self.config.train.micro_batch_size,
+                                n_examples=len(gene_indices), show_progress=show_progress)
 
     def predict(self, genes: Sequence[InputGene], *, batch_size: int | None = None,
                 show_progress: bool = False) -> Predictions:
         table, unknown = self.table(genes)
-        probabilities, activations = self.predict_store(table, np.arange(len(table)), batch_size=batch_size,
-                                                        show_progress=show_progress)
-        return Predictions([g.gene_id for g in genes], probabilities, activations, unknown)
+        scored = self.predict_store(table, np.arange(len(table)), batch_size=batch_size, show_progress=show_progress)
+        return Predictions([g.gene_id for g in genes], scored.probabilities, scored.concept_activations, unknown)

@@ -11,8 +11,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from gp_distributed.errors import InputError
-from gp_distributed.ontology import Ontology
-
+from gp_distributed.ontology.obo import Ontology
 
 # Opposite words (whole words) and word prefixes: value = (rule, pole); see mine_exclusive_pairs.
 _OPPOSITES = {

@@ -1,5 +1,5 @@
-"""Experiment tracking and the model registry: the only module that drives MLflow (serving.py holds the
-pyfunc model class MLflow loads, which has to subclass MLflow's `PythonModel`).
+"""Experiment tracking: MLflow runs, params and metrics from rank 0 (registry.py logs and registers
+models; pyfunc.py is the model class MLflow loads). The tracking package is the only one that imports MLflow.
 
 Where runs go (`resolve_tracking_uri`): the configured `tracking.tracking_uri`, else $MLFLOW_TRACKING_URI,
 else `sqlite:///<cwd>/mlflow.db`; always made absolute against the directory the user ran from (MLflow's
@@ -23,12 +23,6 @@ them, so an outage costs a training step seconds, not MLflow's default minutes o
 training the driver needs MLflow to log and register the model; when it cannot, the command stops
 with one line and re-running it (the run is complete, so it only resumes at the final step) finishes
 the job.
-
-Registry policy (`register_model`): every registered version gets the alias `candidate`. The alias
-`champion` moves to it only when its run's validation Fmax (`valid/all/fmax`, the last value logged)
-is finite and strictly greater than the run metric of the version that holds `champion` now; the first
-version with a finite Fmax becomes champion. A champion whose run has no finite Fmax (set by hand) is
-never replaced automatically. Stages are not used (deprecated in MLflow).
 """
 
 from __future__ import annotations
@@ -37,41 +31,31 @@ import json
 import math
 import os
 import re
-import tempfile
 import time
-import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import urlparse
 
 import mlflow
-import yaml
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 
-from gp_distributed.config import GPConfig, TrackingConfig, config_to_yaml, redact_credentials
-from gp_distributed.data.store import GeneStore, open_store
+from gp_distributed.config import (
+    GPConfig,
+    TrackingConfig,
+    config_to_yaml,
+    redact_credentials,
+)
 from gp_distributed.errors import InputError
 
-if TYPE_CHECKING:
-    from gp_distributed.report import TrainingReport
-
 RunStatus = Literal["FINISHED", "FAILED", "KILLED"]
-CANDIDATE_ALIAS = "candidate"
-CHAMPION_ALIAS = "champion"
-SELECTION_METRIC = "valid/all/fmax"
-MODEL_NAME = "model"  # artifact name of the logged pyfunc model: runs:/<run id>/model
 _OUTAGE_RETRY_SECONDS = 60.0
 _MAX_BUFFERED_METRICS = 1_000_000  # ~100 MB of `Metric` objects; older ones are dropped beyond that
 _BATCH = 100  # MLflow's limit of params or tags per log_batch (metrics: 1000)
 _INVALID_NAME_CHARS = re.compile(r"[^/\w.\- :]")
 _COMPARISONS = (("<=", "le"), (">=", "ge"), ("<", "lt"), (">", "gt"))
-_PIP_PACKAGES = ("gp_distributed", "mlflow", "torch", "transformers", "peft", "tokenizers", "safetensors",
-                 "numpy", "pandas", "pyyaml", "zarr", "scikit-learn", "scipy", "tqdm")
 
 
 def resolve_tracking_uri(config_uri: str | None, cwd: Path) -> str:
@@ -215,10 +199,6 @@ class MlflowTracker:
             if self._call("log_metrics", self._flush_metrics) and self._backlog is not None:
                 print(f"tracking: logged {self._backlog.name} (metrics an earlier outage held back)")
                 self._backlog.unlink()
-
-    @property
-    def in_outage(self) -> bool:
-        return self._outage_since is not None
 
     def _call(self, action: str, call: Callable[..., object], *args: Any, **kwargs: Any) -> bool:
         """Run one MLflow call. A tracker started for training survives its failure (one line, then
@@ -369,88 +349,6 @@ def log_run_inputs(tracker: Tracker, config: GPConfig, store_summary: Mapping[st
     tracker.log_text(json.dumps(dict(store_summary), indent=1, sort_keys=True), "store_summary.json")
 
 
-def _pip_requirements() -> list[str]:
-    return [f"{name}=={version(name)}" for name in _PIP_PACKAGES]
-
-
-@dataclass(frozen=True)
-class LoggedModel:
-    model_uri: str  # models:/m-<id>, MLflow 3's logged-model URI
-    run_uri: str  # runs:/<run id>/model
-
-
-def log_model(tracking_uri: str, run_id: str, checkpoint_dir: Path, store: GeneStore) -> LoggedModel:
-    """Log the pyfunc model of `checkpoint_dir` (package: model_package.py) into run `run_id`.
-
-    The model is logged from code (gp_distributed/serving.py), nothing is pickled. If `run_id` is not
-    this thread's active run it is reopened and ended again as FINISHED.
-    """
-    from gp_distributed import serving
-    from gp_distributed.model_package import write_model_package
-
-    mlflow.set_tracking_uri(tracking_uri)
-    with tempfile.TemporaryDirectory(prefix="gp-package-") as scratch:
-        artifacts = write_model_package(checkpoint_dir, store, Path(scratch) / "package")
-        metadata = {"label_ids": list(store.label_ids), "checkpoint": str(Path(checkpoint_dir).resolve())}
-        active = mlflow.active_run()
-        reopen = active is None or active.info.run_id != run_id
-        if reopen:
-            mlflow.start_run(run_id=run_id, log_system_metrics=False)
-        try:
-            with warnings.catch_warnings():
-                # No input example on purpose: MLflow would load and run the model to check it.
-                warnings.filterwarnings("ignore", message=".*An input example was not provided")
-                info = mlflow.pyfunc.log_model(
-                    name=MODEL_NAME, python_model=str(Path(serving.__file__)),
-                    artifacts={key: str(path) for key, path in artifacts.items()},
-                    signature=serving.pyfunc_signature(), pip_requirements=_pip_requirements(), metadata=metadata,
-                )
-        finally:
-            if reopen:
-                mlflow.end_run()
-    return LoggedModel(model_uri=info.model_uri, run_uri=f"runs:/{run_id}/{MODEL_NAME}")
-
-
-@dataclass(frozen=True)
-class Registration:
-    name: str
-    version: str
-    candidate_fmax: float | None
-    champion_version: str | None  # who holds `champion` after registration
-    promoted: bool
-
-
-def _run_metric(client: MlflowClient, run_id: str | None, key: str) -> float | None:
-    if run_id is None:
-        return None
-    value = client.get_run(run_id).data.metrics.get(key)
-    return value if value is not None and math.isfinite(value) else None
-
-
-def register_model(tracking_uri: str, model: LoggedModel, name: str, run_id: str) -> Registration:
-    """Register `model` under `name` with alias `candidate`; move `champion` by the module's policy."""
-    client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-    registered = mlflow.register_model(model.model_uri, name)
-    version_id = str(registered.version)
-    client.set_registered_model_alias(name, CANDIDATE_ALIAS, version_id)
-    candidate = _run_metric(client, run_id, SELECTION_METRIC)
-    try:
-        champion = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
-    except MlflowException:
-        champion = None
-    if champion is None:
-        promoted = candidate is not None
-    else:
-        current = _run_metric(client, champion.run_id, SELECTION_METRIC)
-        promoted = candidate is not None and current is not None and candidate > current
-    if promoted:
-        client.set_registered_model_alias(name, CHAMPION_ALIAS, version_id)
-    holder = version_id if promoted else (str(champion.version) if champion is not None else None)
-    return Registration(name, version_id, candidate, holder, promoted)
-
-
 def metric_history(tracking_uri: str, run_id: str, keys: list[str]) -> list[dict[str, float]]:
     """[{"step": s, key: value, ...}] by step, for the `keys` logged in run `run_id` (names as logged)."""
     client = MlflowClient(tracking_uri)
@@ -461,60 +359,3 @@ def metric_history(tracking_uri: str, run_id: str, keys: list[str]) -> list[dict
     return [by_step[step] for step in sorted(by_step)]
 
 
-@dataclass(frozen=True)
-class FinishedRun:
-    tracking_uri: str
-    run_id: str
-    model: LoggedModel
-    registration: Registration
-    report: TrainingReport
-
-    def summary_lines(self) -> list[str]:
-        """What to print at the end of training: the run, the registered version, the UI command."""
-        r = self.registration
-        return [
-            f"MLflow run {self.run_id} in {self.tracking_uri}; model {self.model.run_uri}",
-            f"registered {r.name} version {r.version} as @{CANDIDATE_ALIAS}; @{CHAMPION_ALIAS} is version "
-            f"{r.champion_version}" + (" (promoted)" if r.promoted else ""),
-            f"use it: gp predict --model models:/{r.name}@{CANDIDATE_ALIAS} --fasta genes.fasta --out predictions.tsv",
-            f"look at it: mlflow ui --backend-store-uri {self.tracking_uri} --host 127.0.0.1",
-        ]
-
-
-def finish_training_run(tracking: TrackingConfig, run_id: str, checkpoint_dir: Path, store_path: Path,
-                        report_dir: Path, *, baselines: tuple[str, ...] = ("naive",)) -> FinishedRun:
-    """After training, on the driver: write the report and plots of the final checkpoint (report.py),
-    log them under `report/` of run `run_id`, log the pyfunc model, and register it under
-    `tracking.registered_model_name` (alias policy in the module docstring)."""
-    # Imported here: report pulls in matplotlib, which training workers never need.
-    from gp_distributed.report import DEFAULT_CURVE_KEYS, write_training_report
-
-    uri = resolve_tracking_uri(tracking.tracking_uri, Path.cwd())
-    history = metric_history(uri, run_id, [metric_key(key) for key in DEFAULT_CURVE_KEYS])
-    report = write_training_report(checkpoint_dir, store_path, report_dir, history=history, baselines=baselines)
-    tracker = MlflowTracker.attach(uri, run_id)
-    for path in report.files:
-        tracker.log_artifact(path, "report")
-    for name, results in report.results.items():
-        if name != "genepheno":
-            tracker.log_metrics({f"baseline/{name}/{subset}/{metric}": value for subset, row in results.items()
-                                 for metric, value in row.items()}, step=0)
-    model = log_model(uri, run_id, checkpoint_dir, open_store(store_path))
-    registration = register_model(uri, model, tracking.registered_model_name, run_id)
-    return FinishedRun(uri, run_id, model, registration, report)
-
-
-def load_pyfunc_predictor(model_uri: str, tracking_uri: str, backbone_path: Path | None = None) -> Any:
-    """The `model_package.Predictor` inside a logged pyfunc model (`models:/NAME@ALIAS`,
-    `models:/NAME/VERSION`, `runs:/ID/model` or a local MLflow model directory)."""
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-    model_config = {"backbone_path": str(backbone_path)} if backbone_path is not None else None
-    try:
-        loaded = mlflow.pyfunc.load_model(model_uri, model_config=model_config)
-    except MlflowException as error:
-        raise InputError(model_uri, f"cannot load the model from {tracking_uri}: {error.message}") from None
-    except yaml.YAMLError as error:  # a damaged MLmodel file, which MLflow parses without wrapping errors
-        detail = " ".join(str(error).split())
-        raise InputError(model_uri, f"unreadable MLmodel file: {detail}") from None
-    return loaded.unwrap_python_model().predictor

@@ -1,9 +1,9 @@
-"""`gp evaluate --new-data`: score a trained model on files it has never seen (FASTA + labels + GO +
+"""Scoring a trained model on files it has never seen (FASTA + labels + GO +
 ontology), read with the ingest readers but mapped onto the MODEL's vocabularies, never re-derived.
 
 Labels are resolved through the given phenotype ontology (alt ids, replacements), propagated to
 ancestors (true-path rule) and restricted to the model's label vocabulary; GO annotations go through
-`predict.read_input_genes` (the model's GO input vocabulary and evidence exclusions). Evaluated genes
+`new_genes.read_input_genes` (the model's GO input vocabulary and evidence exclusions). Evaluated genes
 are those with a sequence and at least one label term the model knows, as `gp ingest` keeps genes.
 Metrics are `metrics.evaluate_by_bin` with the model's frequency bins, label parents and
 training-split information content, so the table reads like `gp evaluate` on the training store.
@@ -24,18 +24,16 @@ from typing import Any
 import numpy as np
 
 from gp_distributed.errors import InputError
-from gp_distributed.evaluation import write_report
-from gp_distributed.ingest.labels import LabelFormat, read_labels
-from gp_distributed.metrics import evaluate_by_bin
-from gp_distributed.model_package import Predictor
-from gp_distributed.ontology import load_ontology
-from gp_distributed.predict import (
+from gp_distributed.evaluation.metrics import evaluate_by_bin
+from gp_distributed.inference.new_genes import (
     GeneInputs,
     Unknown,
-    load_predictor,
     note_unknown_go,
     read_input_genes,
 )
+from gp_distributed.inference.package import Predictor
+from gp_distributed.ingest.labels import LabelFormat, read_labels
+from gp_distributed.ontology.obo import load_ontology
 
 
 @dataclass(frozen=True)
@@ -116,7 +114,7 @@ def evaluate_new_data(predictor: Predictor, inputs: GeneInputs, labels: LabelInp
 
 
 def new_data_report(evaluation: NewDataEvaluation, model: str, inputs: GeneInputs, labels: LabelInputs) -> dict[str, Any]:
-    """The JSON-ready report of an evaluation (for `evaluation.write_report`)."""
+    """The JSON-ready report of an evaluation (for `scoring.write_report`)."""
     return {
         "model": model,
         "inputs": {k: str(v) for k, v in {**inputs.__dict__, **labels.__dict__}.items() if v is not None},
@@ -124,22 +122,3 @@ def new_data_report(evaluation: NewDataEvaluation, model: str, inputs: GeneInput
         "results": evaluation.results,
         "left_out": {reason: {"count": u.count, "examples": u.examples} for reason, u in evaluation.unknown.items()},
     }
-
-
-def run_new_data_evaluation(model: str, inputs: GeneInputs, labels: LabelInputs, *, store: Path | None = None,
-                            tracking_uri: str | None = None, report: Path | None = None,
-                            plots_dir: Path | None = None, batch_size: int | None = None,
-                            show_progress: bool = True) -> NewDataEvaluation:
-    """`gp evaluate --new-data`: load `model` (any form `predict.load_predictor` takes), evaluate, and
-    write the JSON report and `bin_metrics.png` + `precision_recall.png` when asked."""
-    from gp_distributed.report import plot_bin_metrics, plot_precision_recall
-
-    predictor = load_predictor(model, store=store, tracking_uri=tracking_uri)
-    evaluation = evaluate_new_data(predictor, inputs, labels, batch_size=batch_size, show_progress=show_progress)
-    if report is not None:
-        write_report(report, new_data_report(evaluation, model, inputs, labels))
-    if plots_dir is not None:
-        plot_bin_metrics({"model": evaluation.results}, Path(plots_dir) / "bin_metrics.png")
-        plot_precision_recall({"model": (evaluation.y_true, evaluation.y_score)}, Path(plots_dir) / "precision_recall.png",
-                              parents=predictor.vocabularies.label_parents)
-    return evaluation
