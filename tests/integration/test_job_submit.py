@@ -16,12 +16,12 @@ import pytest
 
 from gp_distributed.checkpoint import read_meta
 
+from .loopback_cluster import free_ports
 from .test_local_head import (
     LOCAL_HEAD,
     RAY_BIN,
     REPO_ROOT,
     STOP_HEAD,
-    _free_ports,
     _isolated_env,
     _read_state,
     _run,
@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def head() -> Iterator[dict[str, str]]:
     directory = Path(tempfile.mkdtemp(prefix="gpj-", dir="/tmp"))  # short: Ray's socket paths live below it
-    gcs_port, dashboard_port = _free_ports(2)
+    gcs_port, dashboard_port = free_ports(2)
     token_file = directory / "token"
     try:
         started = _run([str(LOCAL_HEAD), "--port", str(gcs_port), "--dashboard-port", str(dashboard_port),

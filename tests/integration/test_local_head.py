@@ -27,6 +27,8 @@ import psutil
 import pytest
 import yaml
 
+from .loopback_cluster import free_ports
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_DIR = REPO_ROOT / "cluster"
 LOCAL_HEAD = CLUSTER_DIR / "local-head.sh"
@@ -36,17 +38,6 @@ LOOPBACK = {"127.0.0.1", "::ffff:127.0.0.1", "::1"}
 # Env vars `gp train` passes in its own ray.init(runtime_env=...): a job runtime env naming any of them
 # makes Ray 2.60 fail the job ("Failed to merge the Job's runtime env").
 LAUNCHER_ENV_VARS = {"RAY_AUTH_MODE", "TOKENIZERS_PARALLELISM", "DS_ACCELERATOR"}
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def _isolated_env(**extra: str) -> dict[str, str]:
@@ -142,7 +133,7 @@ def head_dir() -> Iterator[Path]:
 @pytest.mark.integration
 @pytest.mark.timeout(150)
 def test_local_head_on_loopback_with_token_auth_stops_only_itself(head_dir: Path) -> None:
-    gcs_port, dashboard_port = _free_ports(2)
+    gcs_port, dashboard_port = free_ports(2)
     token_file = head_dir / "token"
     started = _run([str(LOCAL_HEAD), "--port", str(gcs_port), "--dashboard-port", str(dashboard_port),
                     "--num-cpus", "1", "--temp-dir", str(head_dir), "--token-file", str(token_file),
@@ -287,10 +278,13 @@ def test_every_cluster_file_keeps_token_auth_and_no_secret() -> None:
     """Each file in cluster/ is checked here, so a new one cannot arrive without a token-auth check."""
     texts = {path.name: path.read_text() for path in CLUSTER_DIR.iterdir() if path.is_file()}
     assert set(texts) == {"local-head.sh", "stop-local-head.sh", "runtime_env.yaml", "ray-cluster.yaml",
-                          "kuberay-rayjob.yaml", "README.md"}
+                          "kuberay-rayjob.yaml", "README.md", "loopback_node.py"}
     for name, text in texts.items():
         assert not re.search(r"\b[0-9a-f]{64}\b", text), f"{name} holds something shaped like a token"
     assert "export RAY_AUTH_MODE=token" in texts["local-head.sh"]
+    # A loopback worker node forces token auth and single-machine mode (loopback) on every process it starts.
+    assert 'os.environ["RAY_AUTH_MODE"] = "token"' in texts["loopback_node.py"]
+    assert 'os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"' in texts["loopback_node.py"]
     # Never `ray stop`: the head script runs Ray for these two subcommands only, the stop script not at all.
     head_code = _code_lines(texts["local-head.sh"])
     ray_calls = re.findall(r'(?:^\s*|setsid\s+|&&\s*)"\$ray_bin" (\S+)', head_code, re.MULTILINE)
