@@ -17,8 +17,10 @@ from typing import Literal, Union, get_args, get_origin
 from pydantic import BaseModel
 
 from gp_distributed.config import GPConfig, IngestConfig, load_config
+from gp_distributed.console import configure_console
 from gp_distributed.errors import ConfigError, GpError, InputError
 
+_VERBOSE_HELP = "also show the libraries' own output (Ray, DeepSpeed, MLflow, transformers logs and warnings)"
 _OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*=")
 
 
@@ -101,11 +103,13 @@ def _train(args: argparse.Namespace) -> int:
     result = run_training(config)
     print(f"run directory: {result.run_dir}")
     print(f"last checkpoint: {result.checkpoint_dir}")
+    if result.model_dir != result.checkpoint_dir:
+        print(f"model (best validation Fmax): {result.model_dir}")
     for split in ("valid", "test"):
-        table = _nested_results(result.metrics, split)
+        table = _nested_results(result.model_metrics or result.metrics, split)
         if table:
             print(f"{split} split:")
-            print(format_table(table))
+            print(format_table(table, label=f"{split} terms"))  # the label keeps the two headers apart
     for line in result.finished.summary_lines() if result.finished else []:
         print(line)
     return 0
@@ -202,6 +206,25 @@ def _explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _embed(args: argparse.Namespace) -> int:
+    from gp_distributed.commands.embed import StoreSplit, run_embed
+    from gp_distributed.inference.new_genes import format_unknown
+
+    if (args.split is None) == (args.fasta is None):
+        raise ConfigError("gp embed", "--split/--fasta", "give one: a store split (--store, --split) or new genes (--fasta)")
+    if args.split is not None and args.store is None:
+        raise ConfigError("gp embed", "--store", "required with --split")
+    _check_output("--out", args.out)
+    genes = StoreSplit(args.store, args.split) if args.split is not None else _gene_inputs(args)
+    summary = run_embed(args.model, args.out, genes, store=args.store, tracking_uri=args.tracking_uri,
+                        batch_size=args.batch_size, show_progress=not args.quiet)
+    widths = ", ".join(f"{name} {width}" for name, width in summary.widths.items())
+    print(f"embedded {summary.genes} genes ({widths}) in {args.out}")
+    for line in format_unknown(summary.unknown):
+        print(line)
+    return 0
+
+
 def _add_model_input_arguments(parser: argparse.ArgumentParser, *, model_required: bool) -> None:
     """Flags shared by predict / explain / evaluate --new-data: which model, which genes."""
     parser.add_argument("--model", required=model_required,
@@ -218,12 +241,12 @@ def _add_model_input_arguments(parser: argparse.ArgumentParser, *, model_require
 
 def _baseline(args: argparse.Namespace) -> int:
     from gp_distributed.commands.baseline import evaluate_baseline
-    from gp_distributed.evaluation.baselines import BASELINES
+    from gp_distributed.evaluation.baselines import BASELINE_NAMES
     from gp_distributed.evaluation.metrics import format_table
     from gp_distributed.evaluation.scoring import write_report
 
     _check_output("--report", args.report)
-    names = sorted(BASELINES) if args.name == "all" else [args.name]
+    names = list(BASELINE_NAMES) if args.name == "all" else [args.name]
     report = {}
     for name in names:
         report[name] = evaluate_baseline(name, args.store, args.split)
@@ -242,6 +265,7 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gp", description="GenePheno at cluster scale")
+    parser.add_argument("--verbose", action="store_true", help=_VERBOSE_HELP)
     commands = parser.add_subparsers(dest="command", required=True)
 
     ingest = commands.add_parser("ingest", help="raw files -> one sharded Zarr v3 gene store")
@@ -253,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train (or resume) GenePheno under Ray Train + DeepSpeed")
     _add_config_arguments(train)
     train.add_argument("--workers", type=int, help="Ray Train workers (0: in this process, world size 1)")
+    # SUPPRESS: absent here, it keeps the value `gp --verbose train` gave (argparse would reset it).
+    train.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=_VERBOSE_HELP)
     train.set_defaults(handler=_train)
 
     evaluate = commands.add_parser("evaluate", help="score a checkpoint on a store split, or a model on new files")
@@ -288,9 +314,18 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--log-to-run", metavar="RUN_ID", help="also log the tables to this MLflow run")
     explain.set_defaults(handler=_explain)
 
-    baseline = commands.add_parser("baseline", help="naive / k-mer LR / k-mer nearest-neighbour baselines")
+    embed = commands.add_parser("embed", help="per-gene embeddings (sequence, GO-fused, concepts) to Parquet")
+    _add_model_input_arguments(embed, model_required=True)
+    embed.add_argument("--store", type=Path, help="embed a split of this store (with --split); for --fasta, a "
+                                                  "store with the model's vocabularies (checkpoint models)")
+    embed.add_argument("--split", choices=["train", "valid", "test", "all"], help="the store's genes to embed")
+    embed.add_argument("--out", type=Path, required=True, help="Parquet: gene_id and one list column per vector")
+    embed.add_argument("--batch-size", type=int)
+    embed.set_defaults(handler=_embed)
+
+    baseline = commands.add_parser("baseline", help="naive, k-mer (LR, kNN) and GO-annotation (kNN, MLP) baselines")
     baseline.add_argument("--store", type=Path, required=True)
-    baseline.add_argument("--name", choices=["naive", "kmer-lr", "kmer-knn", "all"], default="all")
+    baseline.add_argument("--name", choices=["naive", "kmer-lr", "kmer-knn", "go-knn", "go-mlp", "all"], default="all")
     baseline.add_argument("--split", choices=["valid", "test"], default="test")
     baseline.add_argument("--report", type=Path, help="write the results as JSON here")
     baseline.set_defaults(handler=_baseline)
@@ -317,6 +352,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
+    configure_console(args.verbose)  # before any library is imported: several read their switches then
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)

@@ -14,8 +14,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from gp_distributed.config_yaml import parse_override, read_yaml, set_dotted
 from gp_distributed.errors import ConfigError
 
 
@@ -30,6 +38,15 @@ class _Contradiction(ValueError):
     def __init__(self, key: str, message: str):
         super().__init__(message)
         self.key = key
+
+
+_STORAGE_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_SUPPORTED_STORAGE_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
+
+
+def is_storage_uri(value: object) -> bool:
+    """Whether a `train.storage_path` names an object store (`s3://...`) rather than a file system path."""
+    return isinstance(value, str) and bool(_STORAGE_URI.match(value))
 
 
 Alphabet = Literal["protein", "dna"]  # the residue alphabets a store can hold
@@ -72,6 +89,8 @@ class IngestConfig(_Strict):
     go_format: Literal["gene2go", "gaf", "tsv"] = Field("gene2go", description="format of the GO file")
     go_ontology: Path | None = Field(None, description="GO OBO (go-basic)")
     go_evidence_exclude: tuple[str, ...] = Field(("IMP", "IGI"), description="mutant-phenotype evidence leaks labels")
+    go_input_closure: bool = Field(True, description="close GO inputs under is_a/part_of (true-path rule on the "
+                                   "input side): a gene annotated to a term also has its ancestors")
     go_taxon: int | None = Field(None, description="gene2go: keep this NCBI taxon only")
     exclusive_pairs: Path | None = Field(None, description="user TSV of mutually exclusive term pairs")
     mgi_targeted_only: bool = Field(False, description="MGI: keep targeted (tm) alleles only")
@@ -105,7 +124,7 @@ class DataConfig(_Strict):
     max_windows_per_gene: int = Field(4, ge=1)  # cap for "all"
     kmer_size: int = Field(6, ge=1, le=8)  # DNA tokeniser only
     shuffle_buffer_genes: int = Field(1024, ge=1)
-    max_go_terms: int = Field(64, ge=1)  # GO inputs per gene fed to the GO branch
+    max_go_terms: int = Field(1024, ge=1)  # GO inputs per gene fed to the GO branch (closed sets: max 867 on the bundles)
 
 
 class LoraConfig(_Strict):
@@ -120,6 +139,8 @@ class GoBranchConfig(_Strict):
     enabled: bool = True
     num_layers: int = Field(1, ge=0)
     num_heads: int = Field(4, ge=1)
+    input_dropout: float = Field(0.0, ge=0.0, lt=1.0)  # share of a gene's GO terms hidden per training step
+    bag_dim: int = Field(0, ge=0)  # width of a mean-pooled GO-term bag fed to the MLP (0: none); go_branch.py
 
 
 class ModelConfig(_Strict):
@@ -127,9 +148,15 @@ class ModelConfig(_Strict):
 
     backbone_preset: BackbonePreset | None = "tiny-protein"
     backbone_path: Path | None = None
+    # Code shipped in backbone_path runs if trusted per part (None: the trust_remote_code shorthand); see pretrained.py
     trust_remote_code: bool = False
+    trust_remote_code_tokenizer: bool | None = None
+    trust_remote_code_model: bool | None = None
+    attn_implementation: Literal["auto", "sdpa", "flash_attention_2", "eager"] = "auto"
+    load_dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 checkpoints stay bf16 in bf16 runs
     pooling: Literal["attention+mean", "mean"] = "attention+mean"
     mlp_hidden_dim: int = Field(256, ge=1)
+    free_concepts: int = Field(0, ge=0)  # unsupervised bottleneck units beside the GO concepts (bottleneck.py)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     gradient_checkpointing: bool = False
     lora: LoraConfig = LoraConfig()
@@ -171,14 +198,38 @@ class TrainConfig(_Strict):
     eval_every: int = Field(100, ge=1)  # optimizer steps
     ckpt_every: int = Field(100, ge=1)  # optimizer steps
     keep_last_checkpoints: int = Field(2, ge=1)
+    # The checkpoint with the best validation Fmax is the run's model (kept besides the last ones, and
+    # the one registered); needs a validation score at every checkpoint (ckpt_every a multiple of eval_every).
+    select_best: bool = False
+    early_stopping_patience: int | None = Field(None, ge=1)  # evaluations without a better validation Fmax
+    test_at_end: bool = True  # score the test split at the end; off while choosing settings on validation
     seed: int = 0
     run_name: str = Field("genepheno-demo", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-    storage_path: Path = Path("runs")  # made absolute against the driver's working directory
+    # A local or shared directory (made absolute against the driver's working directory), or an object
+    # store URI, `s3://bucket/prefix` (credentials and endpoint from the environment, see is_storage_uri).
+    storage_path: Path | str = Path("runs")
+
+    @field_validator("storage_path", mode="before")
+    @classmethod
+    def _path_unless_uri(cls, value: Any) -> Any:
+        if isinstance(value, str) and not is_storage_uri(value):
+            return Path(value)
+        if isinstance(value, str) and not _SUPPORTED_STORAGE_URI.match(value):
+            raise ValueError(f"{value!r}: only s3://bucket[/prefix] object storage is supported "
+                             "(a shared file system is a plain path)")
+        return value
 
     @model_validator(mode="after")
     def _warmup_fits(self) -> TrainConfig:
         if self.warmup_steps >= self.max_steps:
             raise _Contradiction("warmup_steps", f"must be < train.max_steps ({self.max_steps})")
+        return self
+
+    @model_validator(mode="after")
+    def _every_checkpoint_is_scored(self) -> TrainConfig:
+        if self.select_best and self.ckpt_every % self.eval_every:
+            raise _Contradiction("ckpt_every", f"must be a multiple of train.eval_every ({self.eval_every}) with "
+                                 "train.select_best=true (each checkpoint needs a validation score)")
         return self
 
 
@@ -188,6 +239,9 @@ class ScalingConfig(_Strict):
     cpus_per_worker: float = Field(1.0, gt=0.0)
     address: str | None = None  # Ray address; None: join the cluster we were submitted to, else start local
     max_failures: int = Field(2, ge=0)  # Ray Train worker-group restarts
+    # How Ray places the workers' resource bundles: PACK fills nodes first, SPREAD spreads them as it
+    # can, STRICT_SPREAD puts each worker on a node of its own (fails to schedule with fewer nodes).
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
 
 
 class TrackingConfig(_Strict):
@@ -195,6 +249,9 @@ class TrackingConfig(_Strict):
     tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite under the working directory
     experiment: str = "genepheno"
     registered_model_name: str = "genepheno"
+    # Where a new experiment keeps its artifacts (models, reports), e.g. s3://bucket/mlflow; None: beside
+    # a sqlite database, else the tracking server's default. An existing experiment keeps its own.
+    artifact_location: str | None = None
 
 
 class FaultInjectionConfig(_Strict):
@@ -224,6 +281,16 @@ class GPConfig(_Strict):
     def _precision_matches_device(self) -> GPConfig:
         if self.train.precision == "bf16" and not self.scaling.use_gpu:
             raise _Contradiction("train.precision", "bf16 needs scaling.use_gpu=true (fp32 on CPU)")
+        if self.model.load_dtype == "bfloat16" and resolved_precision(self) != "bf16":
+            raise _Contradiction("model.load_dtype", "bfloat16 needs bf16 training (on GPU)")
+        return self
+
+    @model_validator(mode="after")
+    def _object_storage_has_workers(self) -> GPConfig:
+        """The in-process loop (`scaling.num_workers=0`) writes checkpoints to a local directory only."""
+        if is_storage_uri(self.train.storage_path) and self.scaling.num_workers == 0:
+            raise _Contradiction("train.storage_path", "object storage needs Ray workers (scaling.num_workers >= 1); "
+                                 "the in-process run (--workers 0) keeps checkpoints in a local directory")
         return self
 
     @model_validator(mode="after")
@@ -253,65 +320,6 @@ def resolved_precision(config: GPConfig) -> Literal["fp32", "bf16"]:
     return config.train.precision
 
 
-def _set_dotted(tree: dict[str, Any], dotted_key: str, value: Any) -> None:
-    node = tree
-    *parents, leaf = dotted_key.split(".")
-    for part in parents:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError("override", dotted_key, f"'{part}' is not a section")
-        node = child
-    node[leaf] = value
-
-
-def parse_override(text: str) -> tuple[str, Any]:
-    """`key.sub=value` -> ("key.sub", value), the value typed as YAML would type it."""
-    key, sep, raw_value = text.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError("override", text, "expected key.sub=value")
-    try:
-        return key.strip(), yaml.safe_load(raw_value) if raw_value.strip() else None
-    except yaml.YAMLError as error:
-        problem = getattr(error, "problem", None) or error
-        raise ConfigError("override", key.strip(), f"value {raw_value!r} is not valid YAML: {problem}") from None
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing a mapping key given twice (plain YAML keeps the last one silently)."""
-
-
-def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    seen: set[str] = set()
-    for key_node, _ in node.value:
-        if isinstance(key_node, yaml.ScalarNode):
-            if key_node.value in seen:
-                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key_node.value!r}",
-                                                        key_node.start_mark)
-            seen.add(key_node.value)
-    return loader.construct_mapping(node, deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(str(path), "", f"cannot read: {error.strerror}") from None
-    try:
-        tree = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: plain data only
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise ConfigError(where, "", f"invalid YAML: {getattr(error, 'problem', error)}") from None
-    if tree is None:
-        return {}
-    if not isinstance(tree, dict):
-        raise ConfigError(str(path), "", "top level must be a mapping of sections")
-    return tree
-
-
 def config_from_tree(tree: dict[str, Any], source: str) -> GPConfig:
     """Validate a plain tree; the first problem becomes a one-line ConfigError with its key path."""
     try:
@@ -338,13 +346,13 @@ def load_config(
 ) -> GPConfig:
     """Read a YAML file (or the defaults), apply `typed_values` (already-typed values from CLI flags,
     by dotted key), then `key.sub=value` overrides (typed as YAML types them); validate strictly."""
-    tree = _read_yaml(path) if path is not None else {}
+    tree = read_yaml(path) if path is not None else {}
     source = str(path) if path is not None else "defaults"
     for key, value in (typed_values or {}).items():
-        _set_dotted(tree, key, value)
+        set_dotted(tree, key, value)
     for override in overrides:
         key, value = parse_override(override)
-        _set_dotted(tree, key, value)
+        set_dotted(tree, key, value)
     if overrides or typed_values:
         source += " + overrides"
     return config_from_tree(tree, source)

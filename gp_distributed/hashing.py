@@ -1,9 +1,12 @@
-"""File fingerprints: the one sha256 helper (store provenance, backbone pointers, resume checks)."""
+"""Fingerprints: the one sha256 helper (store provenance and identity, backbone pointers, resume checks)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 
 def sha256_file(path: Path) -> str:
@@ -12,4 +15,17 @@ def sha256_file(path: Path) -> str:
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_json(value: Any) -> str:
+    """Hex sha256 of a JSON value in canonical form (sorted keys, no spaces): equal values, equal hashes."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
+
+
+def sha256_bytes(chunks: Iterable[bytes]) -> str:
+    """Hex sha256 of byte chunks, concatenated."""
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(chunk)
     return digest.hexdigest()

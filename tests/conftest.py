@@ -6,9 +6,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import torch
 
 # Before any deepspeed / ray import in the test process and the workers it starts.
-os.environ.setdefault("DS_ACCELERATOR", "cpu")
+# DeepSpeed's accelerator: CUDA where a GPU is visible (the gpu-marked tests), else the CPU one.
+os.environ.setdefault("DS_ACCELERATOR", "cuda" if torch.cuda.is_available() else "cpu")
 os.environ.setdefault("RAY_AUTH_MODE", "token")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # keeps a local Ray on 127.0.0.1 (launcher.py)
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -5,14 +5,22 @@ with plots, log it and the pyfunc model to the run, and register the model (regi
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from gp_distributed.checkpoint import read_meta
-from gp_distributed.config import GPConfig, TrackingConfig
+from gp_distributed.checkpoint import (
+    best_complete_checkpoint,
+    check_resume,
+    latest_complete_checkpoint,
+    read_meta,
+    resume_notice,
+    run_directory,
+)
+from gp_distributed.commands.evaluate import evaluate_checkpoint
+from gp_distributed.config import GPConfig, TrackingConfig, is_storage_uri
 from gp_distributed.data.store import open_store
 from gp_distributed.errors import GpError
 from gp_distributed.evaluation.baselines import store_baseline_scores
@@ -25,6 +33,7 @@ from gp_distributed.evaluation.plots import (
 )
 from gp_distributed.evaluation.scoring import score_split, write_report
 from gp_distributed.inference.package import Predictor
+from gp_distributed.model.validate import validate_training_backbone
 from gp_distributed.tracking.registry import (
     CANDIDATE_ALIAS,
     CHAMPION_ALIAS,
@@ -39,7 +48,7 @@ from gp_distributed.tracking.tracker import (
     metric_key,
     resolve_tracking_uri,
 )
-from gp_distributed.train.launcher import launch_training, resolve_paths
+from gp_distributed.train.launcher import ensure_store, launch_training, resolve_paths
 
 
 @dataclass(frozen=True)
@@ -120,28 +129,76 @@ def finish_training_run(tracking: TrackingConfig, run_id: str, checkpoint_dir: P
 
 @dataclass(frozen=True)
 class TrainingResult:
-    run_dir: Path
+    run_dir: Path | str  # a directory, or the run's object store URI
     metrics: dict[str, Any]
     checkpoint_dir: Path | None
     finished: FinishedRun | None  # the MLflow run, logged model and registration (tracking on)
+    model_dir: Path | None = None  # the checkpoint the run ships: the last, or the best (train.select_best)
+    model_metrics: dict[str, Any] = field(default_factory=dict)  # its valid/test metrics
 
 
 def run_training(config: GPConfig) -> TrainingResult:
     """Train (or resume) the configured run; then, with tracking on, report, log and register the model."""
     config = resolve_paths(config)
+    check_resume_contract(config)
+    # Before Ray starts: a backbone that cannot load, a window past its positions or LoRA targets that
+    # match nothing fail here in one line, not after workers retried for minutes.
+    checked = validate_training_backbone(config)
+    print(checked.summary())
+    for warning in checked.warnings:
+        print(f"warning: {warning}")
     launched = launch_training(config)
+    model_dir, model_metrics = _shipped_model(config, launched.run_dir, launched.checkpoint_dir, launched.metrics)
     finished = None
-    if config.tracking.enabled and launched.checkpoint_dir is not None:
-        run_id = read_meta(launched.checkpoint_dir).tracking_run_id
+    if config.tracking.enabled and model_dir is not None:
+        run_id = read_meta(model_dir).tracking_run_id
         if run_id is not None:
-            finished = _finish_or_explain(config, run_id, launched.checkpoint_dir, launched.run_dir)
-    return TrainingResult(launched.run_dir, launched.metrics, launched.checkpoint_dir, finished)
+            finished = _finish_or_explain(config, run_id, model_dir, launched.run_dir)
+    return TrainingResult(launched.run_dir, launched.metrics, launched.checkpoint_dir, finished, model_dir,
+                          model_metrics)
 
 
-def _finish_or_explain(config: GPConfig, run_id: str, checkpoint: Path, run_dir: Path) -> FinishedRun:
-    """Report, log and register; when MLflow is unavailable, one line that says training itself is safe."""
+def _shipped_model(config: GPConfig, run_dir: Path, last: Path | None,
+                   metrics: dict[str, Any]) -> tuple[Path | None, dict[str, Any]]:
+    """The checkpoint the run ships and its valid/test metrics: the last one (scored by the training
+    loop), or with `train.select_best` the one with the best validation Fmax, scored here."""
+    if not config.train.select_best or last is None or is_storage_uri(config.train.storage_path):
+        return last, metrics
+    best = best_complete_checkpoint(run_dir)
+    if best is None or best == last:
+        return last, metrics
+    meta = read_meta(best)
+    print(f"model: {best.name} (best validation Fmax {meta.valid_fmax:.4f}; the last checkpoint is {last.name})")
+    scored = {"step": meta.step}
+    for split in ("valid", "test") if config.train.test_at_end else ("valid",):
+        results = evaluate_checkpoint(best, config.data.store, split, show_progress=False)
+        scored.update({f"{split}/{subset}/{name}": value for subset, row in results.items() for name, value in row.items()})
+    return best, scored
+
+
+def check_resume_contract(config: GPConfig) -> None:
+    """When the run directory holds a complete checkpoint, the resume contract (`checkpoint.check_resume`)
+    before anything is converted, loaded or started: one-line GpError for a forbidden change, a printed
+    notice for allowed ones. `config` has its paths resolved. A run in object storage is not checked here
+    (its checkpoints are not on this file system; Ray Train restores them on the workers)."""
+    if is_storage_uri(config.train.storage_path):
+        return
+    checkpoint = latest_complete_checkpoint(run_directory(config.train.storage_path, config.train.run_name))
+    if checkpoint is None:
+        return
+    ensure_store(config)
+    changes = check_resume(checkpoint, config, open_store(config.data.store).fingerprint)
+    if changes:
+        print(resume_notice(checkpoint, changes), flush=True)
+
+
+def _finish_or_explain(config: GPConfig, run_id: str, checkpoint: Path, run_dir: Path | str) -> FinishedRun:
+    """Report, log and register; when MLflow is unavailable, one line that says training itself is safe.
+    The report goes to the run directory, or, for a run in object storage, beside the final checkpoint's
+    local copy (its files are in the MLflow run's artifacts either way)."""
+    report_dir = run_dir / "report" if isinstance(run_dir, Path) else checkpoint.parent / "report"
     try:
-        return finish_training_run(config.tracking, run_id, checkpoint, config.data.store, run_dir / "report")
+        return finish_training_run(config.tracking, run_id, checkpoint, config.data.store, report_dir)
     except GpError:
         raise
     except Exception as error:  # the tracking backend failing, whatever its client raises

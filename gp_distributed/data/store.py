@@ -18,8 +18,8 @@ Layout (schema version 1; every ragged field is flat values + int64 offsets of l
 
 Root attributes hold the vocabularies (ids and names in index order), label parents (for Smin and
 prediction propagation), exclusive pairs, frequency-bin edges, the split recipe, the source files with
-sha256, the ingest summary and the schema version. Residues carry a CRC32C per chunk, so a corrupted
-chunk fails loudly on read.
+sha256, the ingest summary, the schema version and the store's `fingerprint` (data/fingerprint.py).
+Residues carry a CRC32C per chunk, so a corrupted chunk fails loudly on read.
 
 Writes go to a temporary sibling directory that is renamed into place only once complete, so a
 failed ingest never leaves a partial store at the destination.
@@ -27,6 +27,7 @@ failed ingest never leaves a partial store at the destination.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -41,6 +42,7 @@ import numpy as np
 import zarr
 from zarr.codecs import Crc32cCodec, ZstdCodec
 
+from gp_distributed.data.fingerprint import store_fingerprint
 from gp_distributed.data.schema import SPLIT_NAMES
 from gp_distributed.errors import InputError
 
@@ -114,10 +116,15 @@ def _offsets_of(lengths: Sequence[int]) -> np.ndarray:
     return offsets
 
 
-def _write_ragged(group: zarr.Group, values_name: str, parts: Sequence[np.ndarray], dtype: str) -> None:
+def _flat(parts: Sequence[np.ndarray], dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-gene arrays -> (flat values, int64 offsets), as a ragged field is stored."""
     values = np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
+    return values, _offsets_of([len(p) for p in parts])
+
+
+def _write_ragged(group: zarr.Group, values_name: str, parts: Sequence[np.ndarray], dtype: str) -> None:
+    values, offsets = _flat(parts, dtype)
     group.create_array(values_name, data=values, chunks=(max(len(values), 1),), compressors=ZstdCodec(level=3))
-    offsets = _offsets_of([len(p) for p in parts])
     group.create_array("offsets", data=offsets, chunks=(len(offsets),), compressors=ZstdCodec(level=3))
 
 
@@ -182,8 +189,12 @@ def _write_group(content: StoreContent, path: Path, residues_per_chunk: int, chu
     genes.create_array("split", data=np.asarray(content.splits, dtype=np.uint8), chunks=(max(len(content.splits), 1),))
     for name in _RAGGED_FIELDS:
         _write_ragged(root.create_group(name), "indices", getattr(content, name), "int32")
+    attrs = content.attributes
+    fingerprint = store_fingerprint(attrs["alphabet"], attrs["label_vocab"]["ids"], attrs["go_input_vocab"]["ids"],
+                                    attrs["concept_vocab"]["ids"], content.gene_ids, content.splits,
+                                    {name: _flat(getattr(content, name), "int32") for name in _RAGGED_FIELDS})
     # One write of zarr.json: attrs.update() rewrites the whole (MB-sized) document once per key.
-    root.update_attributes({"schema_version": STORE_SCHEMA_VERSION, **content.attributes})
+    root.update_attributes({"schema_version": STORE_SCHEMA_VERSION, **attrs, "fingerprint": fingerprint})
 
 
 class GeneStore:
@@ -306,6 +317,15 @@ class GeneStore:
 
     def split_indices(self, split: str) -> np.ndarray:
         return np.flatnonzero(self.splits == SPLIT_NAMES.index(split))
+
+    @functools.cached_property
+    def fingerprint(self) -> dict[str, str]:
+        """The store's identity (`data.fingerprint`): recorded at ingest, computed for older stores."""
+        recorded = self.attrs.get("fingerprint")
+        if isinstance(recorded, dict):
+            return dict(recorded)
+        return store_fingerprint(self.alphabet, self.label_ids, self.go_input_ids, self.concept_ids, self.gene_ids(),
+                                 self.splits, self._ragged)
 
     # --- gene access ---------------------------------------------------------------------------
     def gene_ids(self) -> list[str]:

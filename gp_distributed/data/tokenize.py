@@ -18,9 +18,12 @@ Input sequences are uppercase ASCII (the store's contract). Tokenising a whole g
 Face wrapper to keep one window dominated the training stream (docs/benchmarks.md), so both of our
 vocabularies also have a numpy path giving exactly the same ids (token_tables.py): a byte -> id table
 for per-residue vocabularies (`ResidueTable`), and for the DNA k-mer vocabulary a token layout computed
-from the N positions alone (`KmerTable`), from which only the windows' tokens are read. `encode_block`
-and `encode_joined` run these paths over a whole block of genes at once (the stream's unit), since
-per-gene numpy calls cost more than the work they do.
+from the N positions alone (`KmerTable`), from which only the windows' tokens are read. The tokenizers
+model directories bring get the same paths where their layout is known: ESM-2's per-residue vocabulary
+(`residue_table_for` reads any such tokenizer), NT's 6-mer `EsmTokenizer` and GENERator's
+`DNAKmerTokenizer` (directory_tables.py: recognised by class and vocabulary, trusted after a probe);
+anything else keeps the tokenizer. `encode_block` and `encode_joined` run these paths over a whole
+block of genes at once (the stream's unit), since per-gene numpy calls cost more than the work they do.
 """
 
 from __future__ import annotations
@@ -34,15 +37,15 @@ from typing import Literal
 
 import numpy as np
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors
-from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from gp_distributed.config import PRESET_ALPHABETS, Alphabet, DataConfig, ModelConfig
-from gp_distributed.data.token_tables import (
-    KmerTable,
-    ResidueTable,
-    kmer_layout,
-    kmer_tokens,
+from gp_distributed.data.directory_tables import directory_kmer_table, specials_around
+from gp_distributed.data.directory_tokenizer import (
+    load_directory_tokenizer,
+    trusts_tokenizer_code,
 )
+from gp_distributed.data.token_tables import KmerTable, KmerVocabTable, ResidueTable
 from gp_distributed.errors import ConfigError
 
 WindowStrategy = Literal["first", "random", "all"]
@@ -125,7 +128,7 @@ def tokenizer_for(model_config: ModelConfig, alphabet: Alphabet, kmer_size: int)
     """The tokenizer a run uses for a store of `alphabet`.
 
     A backbone directory that holds a tokenizer provides it (local files only; custom code only with
-    `model.trust_remote_code`). Otherwise `build_tokenizer(alphabet, kmer_size)`. A preset built for the
+    `model.trust_remote_code_tokenizer`, or the `model.trust_remote_code` shorthand). Otherwise `build_tokenizer(alphabet, kmer_size)`. A preset built for the
     other alphabet, or a tokenizer without a pad token, is a `ConfigError`.
     """
     preset = model_config.backbone_preset
@@ -135,9 +138,7 @@ def tokenizer_for(model_config: ModelConfig, alphabet: Alphabet, kmer_size: int)
     path = model_config.backbone_path
     if path is None or not _has_tokenizer_files(path):
         return build_tokenizer(alphabet, kmer_size)
-    tokenizer = AutoTokenizer.from_pretrained(
-        path, local_files_only=True, trust_remote_code=model_config.trust_remote_code
-    )
+    tokenizer = load_directory_tokenizer(path, trusts_tokenizer_code(model_config))
     if tokenizer.pad_token_id is None:
         raise ConfigError("config", "model.backbone_path", f"{path}: the tokenizer has no pad token")
     return tokenizer
@@ -159,23 +160,18 @@ def residue_table_for(tokenizer: PreTrainedTokenizerBase) -> ResidueTable | None
         table[table == unk] = -1  # letters the vocabulary lacks: leave them to the tokenizer
     if table[ord("A")] < 0:
         return None
-    return ResidueTable(table, *_specials_around(tokenizer, int(table[ord("A")])))
+    return ResidueTable(table, *specials_around(tokenizer, int(table[ord("A")])))
 
 
-def _specials_around(tokenizer: PreTrainedTokenizerBase, a_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """(prefix, suffix): the special tokens the tokenizer puts before and after a sequence, found from
-    where the token of "A" (`a_id`) lands among them."""
-    specials = np.asarray(tokenizer("", add_special_tokens=True)["input_ids"], dtype=np.int64)
-    n_prefix = list(tokenizer("A", add_special_tokens=True)["input_ids"]).index(a_id)
-    return specials[:n_prefix], specials[n_prefix:]
-
-
-def kmer_table_for(tokenizer: PreTrainedTokenizerBase) -> KmerTable | None:
+def kmer_table_for(tokenizer: PreTrainedTokenizerBase) -> KmerVocabTable | None:
     """The k-mer table of a tokenizer built by `build_tokenizer("dna", k)` (or saved and loaded back):
-    vocabulary `dna_vocab(k)` id for id, and our normaliser and pre-tokeniser. None for anything else
-    (protein, GENERator's own tokenizer, an edited vocabulary): those keep the tokenizer path."""
+    vocabulary `dna_vocab(k)` id for id, and our normaliser and pre-tokeniser; or of a model directory's
+    NT or GENERator tokenizer (`directory_tables.directory_kmer_table`, checked on a probe). None for
+    anything else (protein, an edited vocabulary, other layouts): those keep the tokenizer path."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is None or backend.normalizer is None or backend.pre_tokenizer is None:
+    if backend is None:  # a Python ("slow") tokenizer, as NT and GENERator directories bring
+        return directory_kmer_table(tokenizer)
+    if backend.normalizer is None or backend.pre_tokenizer is None:
         return None
 
     def state(component: normalizers.Normalizer | pre_tokenizers.PreTokenizer) -> object:
@@ -188,7 +184,7 @@ def kmer_table_for(tokenizer: PreTrainedTokenizerBase) -> KmerTable | None:
     vocab = {token: index for index, token in enumerate(dna_vocab(kmer_size))}
     if tokenizer.get_vocab() != vocab:
         return None
-    return KmerTable.from_vocab(kmer_size, vocab, DNA_BASES, *_specials_around(tokenizer, vocab["A"]))
+    return KmerTable.from_vocab(kmer_size, vocab, DNA_BASES, *specials_around(tokenizer, vocab["A"]))
 
 
 def _tokenize(raw: bytes, tokenizer: PreTrainedTokenizerBase,
@@ -295,7 +291,7 @@ def encode_block(
     max_windows: int,
     rng: np.random.Generator,
     residue_table: ResidueTable | None = None,
-    kmer_table: KmerTable | None = None,
+    kmer_table: KmerVocabTable | None = None,
 ) -> list[list[np.ndarray]]:
     """`encode_windows` of each sequence, in order: the same windows and the same `rng` draws as calling
     it once per sequence in turn. On the table paths the block is one numpy computation (per-gene numpy
@@ -316,7 +312,7 @@ def encode_joined(
     max_windows: int,
     rng: np.random.Generator,
     residue_table: ResidueTable | None = None,
-    kmer_table: KmerTable | None = None,
+    kmer_table: KmerVocabTable | None = None,
 ) -> list[list[np.ndarray]]:
     """`encode_block` of the G genes `joined[offsets[g] : offsets[g + 1]]` (`offsets`: (G + 1,) int64 from
     0 to len(joined)): a block as the store reads it, tokenised without being cut into genes first."""
@@ -325,13 +321,9 @@ def encode_joined(
     windowing = _Windowing(max_seq_len_tokens, strategy, max_windows, rng)
     # The tokenizer matches its added tokens (`<cls>`...) in the raw text and refuses non-ASCII bytes;
     # such text (never in the store) goes to it so that both paths agree on every input.
-    if kmer_table is not None and joined.isascii() and b"<" not in joined:
-        layout = kmer_layout(joined, kmer_table, offsets)
-
-        def read_kmers(tokens: np.ndarray) -> np.ndarray:
-            return kmer_tokens(kmer_table, layout, tokens.ravel())[1].reshape(tokens.shape)
-
-        return _table_windows(layout.gene_tokens, read_kmers, kmer_table.prefix, kmer_table.suffix, windowing)
+    if kmer_table is not None and kmer_table.reads(joined):
+        gene_tokens, read_ids = kmer_table.token_reader(joined, offsets)
+        return _table_windows(gene_tokens, read_ids, kmer_table.prefix, kmer_table.suffix, windowing)
     if residue_table is not None and not joined.translate(None, residue_table.known_bytes):
         codes, ids_by_byte = np.frombuffer(joined, dtype=np.uint8), residue_table.ids_by_byte
         return _table_windows(offsets, lambda tokens: ids_by_byte.take(codes.take(tokens)), residue_table.prefix,
@@ -348,7 +340,7 @@ def encode_windows(
     max_windows: int,
     rng: np.random.Generator,
     residue_table: ResidueTable | None = None,
-    kmer_table: KmerTable | None = None,
+    kmer_table: KmerVocabTable | None = None,
 ) -> list[np.ndarray]:
     """One gene's sequence -> token-id windows, each (T_w,) int64 incl. special tokens, T_w <= max_seq_len_tokens.
 
@@ -361,8 +353,8 @@ def encode_windows(
       `max_windows` full windows at evenly spaced offsets from the start to the end instead.
     Always at least one window (an empty sequence gives the special tokens alone). `residue_table`
     (from `residue_table_for`, per-residue vocabularies only) gives the same ids without the tokenizer;
-    so does `kmer_table` (from `kmer_table_for`, our DNA vocabulary only; it wins over `residue_table`),
-    reading only the windows' tokens out of the gene.
+    so does `kmer_table` (from `kmer_table_for`: our DNA vocabulary, NT's and GENERator's; it wins over
+    `residue_table`), reading only the windows' tokens out of the gene.
     """
     return encode_block([sequence], tokenizer, max_seq_len_tokens, strategy, max_windows, rng, residue_table,
                         kmer_table)[0]
@@ -381,7 +373,7 @@ class GeneWindower:
     strategy: WindowStrategy
     max_windows: int
     residue_table: ResidueTable | None = None
-    kmer_table: KmerTable | None = None
+    kmer_table: KmerVocabTable | None = None
 
     @classmethod
     def from_config(cls, tokenizer: PreTrainedTokenizerBase, data_config: DataConfig) -> GeneWindower:

@@ -1,4 +1,5 @@
-"""Sequence-only baselines of GenePheno, scored in the same harness as the model.
+"""Baselines of GenePheno, scored in the same harness as the model: the sequence-only ones here, the
+GO-annotation ones in go_baselines.py, all reached through `store_baseline_scores`.
 
 Every baseline maps sequences to an (M, C) float32 score matrix in [0, 1], one column per
 phenotype term in the label matrix's column order:
@@ -15,7 +16,7 @@ components, 10 neighbours); none was tuned on evaluation data.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -28,7 +29,9 @@ from sklearn.preprocessing import StandardScaler, normalize
 
 from gp_distributed.config import Alphabet
 from gp_distributed.data.store import GeneStore
+from gp_distributed.evaluation.go_baselines import GoMlpBaseline, GoNearestNeighbourBaseline
 from gp_distributed.evaluation.kmer_features import kmer_composition
+from gp_distributed.evaluation.metrics import fmax, macro_auc, propagate_max
 
 # Evaluation genes per similarity block in kNN: bounds the dense (block, n_train) float32 matrix.
 _KNN_BLOCK_ROWS = 2048
@@ -258,15 +261,40 @@ def run_baseline(
     return BASELINES[name](**params).fit(train_sequences, train_labels).predict_proba(eval_sequences)
 
 
+GO_BASELINES = ("go-knn", "go-mlp")  # evaluation/go_baselines.py: fitted and selected by the harness below
+BASELINE_NAMES = tuple(sorted((*BASELINES, *GO_BASELINES)))
+
+
 def split_sequences(store: GeneStore, indices: np.ndarray) -> list[bytes]:
     """Residues of the genes `indices` (one contiguous split, store order)."""
     return [r.sequence for r in store.read_block(int(indices[0]), int(indices[-1]) + 1)] if len(indices) else []
 
 
+def validation_objective(store: GeneStore) -> Callable[[np.ndarray], float]:
+    """Validation Fmax + macro AUC (labels and scores propagated, as reported) of (n_valid, C) scores:
+    what GO baselines select their settings on."""
+    valid_labels = store.multi_hot("labels", store.split_indices("valid"))
+    propagated_labels = propagate_max(valid_labels, store.label_parents)
+
+    def objective(scores: np.ndarray) -> float:
+        propagated = propagate_max(scores, store.label_parents)
+        return fmax(propagated_labels, propagated).fmax + macro_auc(propagated_labels, propagated)
+
+    return objective
+
+
 def store_baseline_scores(name: str, store: GeneStore, split: str) -> np.ndarray:
-    """Baseline `name` fitted on the store's training split, scoring `split` (store order): the one
-    baseline harness of `gp baseline`, the training report and the benchmarks."""
+    """Baseline `name` fitted on the store's training split (GO baselines: settings chosen on its
+    validation split), scoring `split` (store order): the one baseline harness of `gp baseline`, the
+    training report and the benchmarks."""
+    if name not in BASELINE_NAMES:
+        raise ValueError(f"unknown baseline {name!r}; expected one of {list(BASELINE_NAMES)}")
     train, target = store.split_indices("train"), store.split_indices(split)
+    train_labels = store.multi_hot("labels", train)
+    if name in GO_BASELINES:
+        go = {part: sp.csr_matrix(store.multi_hot("go_input", store.split_indices(part))) for part in ("train", "valid")}
+        model = GoNearestNeighbourBaseline() if name == "go-knn" else GoMlpBaseline()
+        model.fit_selected(go["train"], train_labels, go["valid"], validation_objective(store))
+        return model.predict_proba(sp.csr_matrix(store.multi_hot("go_input", target)))
     params = {} if name == "naive" else {"alphabet": store.alphabet}  # the naive baseline ignores sequences
-    return run_baseline(name, split_sequences(store, train), store.multi_hot("labels", train),
-                        split_sequences(store, target), **params)
+    return run_baseline(name, split_sequences(store, train), train_labels, split_sequences(store, target), **params)

@@ -295,10 +295,11 @@ def evaluate_by_bin(
     return results
 
 
-def format_table(results: dict[str, dict[str, float | int]]) -> str:
-    """A fixed-width table of `evaluate_by_bin` results: one row per subset, Fmax/AUC/AUPR in percent."""
+def format_table(results: dict[str, dict[str, float | int]], *, label: str = "terms") -> str:
+    """A fixed-width table of `evaluate_by_bin` results: one row per subset, Fmax/AUC/AUPR in percent;
+    `label` heads the subset column."""
     with_smin = all("smin" in row for row in results.values())
-    header = f"{'terms':>12} {'#genes':>7} {'#terms':>7} {'Fmax %':>7} {'AUC %':>7} {'AUPR %':>7}"
+    header = f"{label:>12} {'#genes':>7} {'#terms':>7} {'Fmax %':>7} {'AUC %':>7} {'AUPR %':>7}"
     lines = [header + (f" {'Smin':>7}" if with_smin else "")]
     for name, row in results.items():
         line = (

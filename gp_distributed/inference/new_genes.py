@@ -4,8 +4,10 @@ model's vocabularies: what `gp predict`, `gp explain`, `gp embed` and `gp evalua
 Inputs are read with the ingest readers (same validation, same `InputError`s). Genes are the FASTA
 records in file order; with an id map, the records it maps, named by the map's gene ids (the ids the
 GO file uses). GO annotations are filtered by the evidence codes the model's training excluded, mapped
-through the GO ontology when one is given (alt ids, replacements), and restricted to the model's GO
-input vocabulary. Everything left out is counted with examples (`Unknown`), never dropped silently.
+through the GO ontology when one is given (alt ids, replacements; closed under is_a/part_of when the
+model's training closed its GO inputs, else the closure happens within the model's GO vocabulary), and
+restricted to the model's GO input vocabulary. Everything left out is counted with examples
+(`Unknown`), never dropped silently.
 """
 
 from __future__ import annotations
@@ -88,6 +90,8 @@ def _go_terms(inputs: GeneInputs, genes: set[str], vocab: Vocabularies,
             unknown["GO ids unknown or obsolete in the GO ontology"].add(f"{record.go_id} (line {record.line})")
             continue
         terms[record.gene_id].add(term)
+    if ontology is not None and vocab.go_input_closed:  # ancestors of terms the model never saw count too
+        return {gene: ontology.propagate(direct) for gene, direct in terms.items()}
     return terms
 
 

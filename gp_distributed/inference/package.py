@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from transformers import AutoTokenizer
 
 from gp_distributed import checkpoint as ckpt
 from gp_distributed.config import GPConfig, load_config
+from gp_distributed.data.directory_tokenizer import trusts_tokenizer_code
 from gp_distributed.data.store import GeneRecord, GeneStore, open_store
 from gp_distributed.data.stream import eval_examples
 from gp_distributed.data.tokenize import GeneWindower, tokenizer_for
@@ -49,6 +50,7 @@ from gp_distributed.inference.predict import BatchShape, ScoredGenes, predict_ex
 from gp_distributed.model.backbone import PRESET_SEED
 from gp_distributed.model.build import VocabularySizes, load_trained_model
 from gp_distributed.model.genepheno import GenePhenoModel
+from gp_distributed.model.validate import check_backbone
 
 ARTIFACT_KEYS = ("checkpoint", "tokenizer", "vocabularies", "backbone")
 _ARTIFACT_NAMES = {"checkpoint": "checkpoint", "tokenizer": "tokenizer",
@@ -72,6 +74,9 @@ class Vocabularies:
     concept_ids: list[str]
     concept_names: list[str]
     go_evidence_exclude: list[str]
+    # Packages written before GO input closure existed have neither field: their inputs stay direct.
+    go_input_parents: list[list[int]] = field(default_factory=list)  # direct parents within the GO vocabulary
+    go_input_closed: bool = False  # training closed GO inputs under is_a/part_of: close new genes' too
 
     @property
     def sizes(self) -> VocabularySizes:
@@ -90,6 +95,8 @@ class Vocabularies:
             go_input_ids=list(store.go_input_ids), go_input_names=list(attrs["go_input_vocab"]["names"]),
             concept_ids=list(store.concept_ids), concept_names=list(store.concept_names),
             go_evidence_exclude=list(attrs.get("go_evidence_exclude", [])),
+            go_input_parents=[list(p) for p in attrs["go_input_vocab"].get("parents", [])],
+            go_input_closed=bool(attrs["go_input_vocab"].get("closed", False)),
         )
 
     @classmethod
@@ -121,6 +128,8 @@ class Predictions:
     probabilities: np.ndarray  # (N, C) float32, sigmoid of the phenotype logits, label vocabulary order
     concept_activations: np.ndarray  # (N, n) float32, the bottleneck's activations the head reads
     unknown_go_terms: list[list[str]]
+    sequence_vectors: np.ndarray | None = None  # (N, 2d) float32 pooled token states, with `embeddings=True`
+    fused_vectors: np.ndarray | None = None  # (N, mlp_hidden_dim) float32 bottleneck input, with `embeddings=True`
 
 
 class GeneTable:
@@ -202,22 +211,30 @@ class Predictor:
         pointer = json.loads(paths["backbone"].read_text())
         config = _with_backbone(config, pointer, backbone_path, paths["backbone"])
         tokenizer = AutoTokenizer.from_pretrained(str(paths["tokenizer"]), local_files_only=True,
-                                                  trust_remote_code=config.model.trust_remote_code)
+                                                  trust_remote_code=trusts_tokenizer_code(config.model))
         return cls._build(config, Vocabularies.read(paths["vocabularies"]), tokenizer, paths["checkpoint"])
 
     @classmethod
     def from_checkpoint(cls, checkpoint_dir: Path, store_path: Path | None = None) -> Predictor:
-        """Load a checkpoint directory; vocabularies from `store_path`, else the store it trained on."""
+        """Load a checkpoint directory; vocabularies from `store_path`, else the store it trained on. A store
+        whose vocabularies are not the training store's (`ckpt.PREDICTION_STORE_PARTS` of its fingerprint)
+        is refused in one line naming both stores; other genes are allowed (checkpoint.py's contract)."""
         config = read_checkpoint_config(checkpoint_dir)
         store_path = store_path or config.data.store
         if store_path is None:
             raise InputError(checkpoint_dir, "config.yaml names no data.store: give the training store")
         store = open_store(store_path)
+        differences = ckpt.store_differences(ckpt.read_meta(checkpoint_dir).store_fingerprint, store.fingerprint,
+                                             ckpt.PREDICTION_STORE_PARTS)
+        if differences:
+            raise InputError(store_path, f"not the vocabularies checkpoint {checkpoint_dir} was trained with (store "
+                             f"{config.data.store}): other {', '.join(differences)}; give a store with its vocabularies")
         tokenizer = tokenizer_for(config.model, store.alphabet, config.data.kmer_size)
         return cls._build(config, Vocabularies.from_store(store), tokenizer, Path(checkpoint_dir))
 
     @classmethod
     def _build(cls, config: GPConfig, vocabularies: Vocabularies, tokenizer: Any, checkpoint_dir: Path) -> Predictor:
+        check_backbone(config, tokenizer, training=False)  # one-line errors before any weight is read
         model = load_trained_model(config, vocabularies.sizes, tokenizer, checkpoint_dir)
         windower = GeneWindower.from_config(tokenizer, config.data)
         return cls(config, model, windower, int(tokenizer.pad_token_id), vocabularies)
@@ -227,10 +244,19 @@ class Predictor:
         return self.model.association_matrix().float().numpy()
 
     def go_indices(self, go_terms: Iterable[str]) -> tuple[np.ndarray, list[str]]:
-        """(sorted GO input indices, the ids outside the vocabulary, sorted)."""
+        """(sorted GO input indices, the ids outside the vocabulary, sorted). When training closed GO
+        inputs under is_a/part_of, the known terms are closed here too (within the vocabulary), so a
+        gene gets the inputs it would have had in the training store."""
         terms = set(go_terms)
-        known = np.array(sorted(self._go_index[t] for t in terms if t in self._go_index), dtype=np.int32)
-        return known, sorted(t for t in terms if t not in self._go_index)
+        known = {self._go_index[t] for t in terms if t in self._go_index}
+        if self.vocabularies.go_input_closed:
+            parents, stack = self.vocabularies.go_input_parents, list(known)
+            while stack:
+                for parent in parents[stack.pop()]:
+                    if parent not in known:
+                        known.add(parent)
+                        stack.append(parent)
+        return np.array(sorted(known), dtype=np.int32), sorted(t for t in terms if t not in self._go_index)
 
     def table(self, genes: Sequence[InputGene]) -> tuple[GeneTable, list[list[str]]]:
         """Genes as a `GeneTable` (labels and concepts empty) and each gene's unknown GO ids."""
@@ -243,15 +269,18 @@ class Predictor:
         return GeneTable(records), unknown
 
     def predict_store(self, reader: GeneStore | GeneTable, gene_indices: np.ndarray, *, batch_size: int | None = None,
-                      show_progress: bool = False) -> ScoredGenes:
-        """Scores of the genes `gene_indices` of a store (or a `GeneTable`), in that order."""
+                      show_progress: bool = False, embeddings: bool = False) -> ScoredGenes:
+        """Scores of the genes `gene_indices` of a store (or a `GeneTable`), in that order; with
+        `embeddings`, their sequence and fused vectors too (`predict_examples`)."""
         examples = eval_examples(reader, np.asarray(gene_indices), self.windower, seed=self.config.train.seed)  # type: ignore[arg-type]  # a GeneTable reads like a store
         return predict_examples(self.model, examples, self.batch_shape,
                                 batch_size=batch_size or self.config.train.micro_batch_size,
-                                n_examples=len(gene_indices), show_progress=show_progress)
+                                n_examples=len(gene_indices), show_progress=show_progress, embeddings=embeddings)
 
     def predict(self, genes: Sequence[InputGene], *, batch_size: int | None = None,
-                show_progress: bool = False) -> Predictions:
+                show_progress: bool = False, embeddings: bool = False) -> Predictions:
         table, unknown = self.table(genes)
-        scored = self.predict_store(table, np.arange(len(table)), batch_size=batch_size, show_progress=show_progress)
-        return Predictions([g.gene_id for g in genes], scored.probabilities, scored.concept_activations, unknown)
+        scored = self.predict_store(table, np.arange(len(table)), batch_size=batch_size, show_progress=show_progress,
+                                    embeddings=embeddings)
+        return Predictions([g.gene_id for g in genes], scored.probabilities, scored.concept_activations, unknown,
+                           scored.sequence_vectors, scored.fused_vectors)

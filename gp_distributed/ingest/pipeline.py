@@ -191,6 +191,8 @@ def build_store_content(config: IngestConfig, progress: tqdm) -> StoreContent:
     go_direct, go_concepts, go = _go_per_gene(config, set(kept_genes), skips)
     progress.update()
     kept_go = {g: go_direct.get(g, set()) for g in kept_genes}
+    if go is not None and config.go_input_closure:
+        kept_go = {g: go.propagate(terms) for g, terms in kept_go.items()}
     go_input_vocab = _vocabulary(kept_go, 1)
     concept_vocab = _vocabulary({g: go_concepts.get(g, set()) for g in kept_genes}, config.min_concept_genes)
 
@@ -234,7 +236,13 @@ def build_store_content(config: IngestConfig, progress: tqdm) -> StoreContent:
             "parents": [sorted(label_index[p] for p in phenotypes.parents(t) if p in label_index) for t in label_vocab],
         },
         "label_root": config.label_root or DEFAULT_LABEL_ROOTS[config.labels_format],
-        "go_input_vocab": {"ids": go_input_vocab, "names": [go.name(t) for t in go_input_vocab] if go else []},
+        "go_input_vocab": {
+            "ids": go_input_vocab,
+            "names": [go.name(t) for t in go_input_vocab] if go else [],
+            # Direct parents within the vocabulary, so new genes' GO sets are closed like training's.
+            "parents": [sorted(go_index[p] for p in go.parents(t) if p in go_index) for t in go_input_vocab] if go else [],
+            "closed": bool(go is not None and config.go_input_closure),
+        },
         "concept_vocab": {
             "ids": concept_vocab,
             "names": [go.name(t) for t in concept_vocab] if go else [],

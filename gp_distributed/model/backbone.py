@@ -4,7 +4,9 @@ import in model code).
 A backbone is either a preset built in-process, random-initialised, from a transformers config (tests,
 benchmarks, shape-faithful stand-ins for the published models), or a local Hugging Face directory.
 Either way it is the bare encoder/decoder (no LM head): `module(input_ids=..., attention_mask=...)`
-gives `last_hidden_state` (W, T, d). Attention runs through PyTorch SDPA.
+gives `last_hidden_state` (W, T, d). Attention is `model.attn_implementation` as `pretrained.choose_attention`
+resolves it (auto: flash attention on GPU where installed and declared, else SDPA, else eager); how a
+directory loads (class, remote code, dtype) is `model/pretrained.py`'s.
 
 Presets (vocabulary size and pad id come from the tokenizer):
 - "tiny-protein": ESM-2 layout, 2 layers, d=64, 4 heads, FFN 128 (tests);
@@ -24,15 +26,11 @@ parameters under `with torch.device("meta"):`.
 
 from __future__ import annotations
 
-import logging
+from pathlib import Path
 from typing import Literal
 
 import torch
 from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoModelForCausalLM,
-    AutoModelForMaskedLM,
     EsmConfig,
     EsmModel,
     LlamaConfig,
@@ -44,16 +42,15 @@ from transformers import (
 
 from gp_distributed.config import ModelConfig
 from gp_distributed.errors import ConfigError
+from gp_distributed.model.pretrained import (
+    LLAMA_LIKE_TYPES,
+    choose_attention,
+    resolve_directory,
+)
 
 BackboneKind = Literal["masked", "causal"]
 
-logger = logging.getLogger(__name__)
-
 PRESET_SEED = 0  # presets are random-initialised from this seed, whatever the training seed
-
-# model_type values of decoder-only families whose blocks are named like Llama's
-# (layers.N.self_attn.{q,k,v,o}_proj, layers.N.mlp.{gate,up,down}_proj).
-LLAMA_LIKE_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "olmo", "olmo2"})
 
 _ESM_SHAPES: dict[str, dict[str, int | float | bool]] = {
     "tiny-protein": dict(
@@ -81,7 +78,8 @@ _LLAMA_SHAPES: dict[str, dict[str, int | float]] = {
 }  # fmt: skip
 
 
-def preset_config(preset: str, tokenizer: PreTrainedTokenizerBase) -> PretrainedConfig:
+def preset_config(preset: str, tokenizer: PreTrainedTokenizerBase,
+                  attn_implementation: str = "sdpa") -> PretrainedConfig:
     """The transformers config of `preset`, with the tokenizer's vocabulary size and special ids."""
     if preset in _ESM_SHAPES:
         return EsmConfig(
@@ -92,7 +90,7 @@ def preset_config(preset: str, tokenizer: PreTrainedTokenizerBase) -> Pretrained
             emb_layer_norm_before=False,
             hidden_dropout_prob=0.0,
             attention_probs_dropout_prob=0.0,
-            attn_implementation="sdpa",
+            attn_implementation=attn_implementation,
             **_ESM_SHAPES[preset],
         )
     if preset in _LLAMA_SHAPES:
@@ -103,47 +101,24 @@ def preset_config(preset: str, tokenizer: PreTrainedTokenizerBase) -> Pretrained
             eos_token_id=tokenizer.eos_token_id,
             rms_norm_eps=1e-5,
             tie_word_embeddings=False,
-            attn_implementation="sdpa",
+            attn_implementation=attn_implementation,
             **_LLAMA_SHAPES[preset],
         )
     raise ConfigError("config", "model.backbone_preset", f"unknown preset {preset!r}")
 
 
-def _build_preset(preset: str, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
+def _build_preset(preset: str, tokenizer: PreTrainedTokenizerBase, attn_implementation: str,
+                  on_gpu: bool) -> PreTrainedModel:
     """Random weights from a fixed seed, on a forked RNG: the frozen base of a preset is the same in
     every process and every run (checkpoints leave it out), and the caller's RNG streams are untouched."""
-    config = preset_config(preset, tokenizer)
+    model_class = EsmModel if preset in _ESM_SHAPES else LlamaModel
+    attention = choose_attention(model_class, attn_implementation, on_gpu, Path(f"preset {preset}"))
+    config = preset_config(preset, tokenizer, attention)
     with torch.random.fork_rng():
         torch.manual_seed(PRESET_SEED)
         if isinstance(config, EsmConfig):
             return EsmModel(config, add_pooling_layer=False)
         return LlamaModel(config)
-
-
-def _load_directory(model_config: ModelConfig) -> PreTrainedModel:
-    """The bare model saved in `model_config.backbone_path` (local files only)."""
-    path = model_config.backbone_path
-    assert path is not None
-    if not (path / "config.json").is_file():
-        raise ConfigError("config", "model.backbone_path", f"{path}: no config.json (not a model directory)")
-    options = dict(local_files_only=True, trust_remote_code=model_config.trust_remote_code)
-    config = AutoConfig.from_pretrained(path, **options)
-    # Remote-code checkpoints (e.g. NT v2) may map only a head class; load it and keep its base model.
-    auto_map = getattr(config, "auto_map", None) or {}
-    loader = AutoModel
-    if auto_map and "AutoModel" not in auto_map:
-        loader = AutoModelForCausalLM if "AutoModelForCausalLM" in auto_map else AutoModelForMaskedLM
-    try:
-        model = loader.from_pretrained(
-            path, config=config, dtype=torch.float32, attn_implementation="sdpa", **options
-        )
-    except ValueError as error:
-        if "sdpa" not in str(error).lower():
-            raise
-        # Custom modeling code that does not declare SDPA support: run its own attention instead.
-        logger.warning("%s: SDPA attention unavailable (%s); using the model's default attention", path, error)
-        model = loader.from_pretrained(path, config=config, dtype=torch.float32, **options)
-    return model.base_model
 
 
 def backbone_kind(module: PreTrainedModel) -> BackboneKind:
@@ -155,18 +130,21 @@ def backbone_kind(module: PreTrainedModel) -> BackboneKind:
 
 
 def build_backbone(
-    model_config: ModelConfig, tokenizer: PreTrainedTokenizerBase
+    model_config: ModelConfig, tokenizer: PreTrainedTokenizerBase, *, on_gpu: bool = False, bf16: bool = False
 ) -> tuple[PreTrainedModel, int, BackboneKind]:
     """(module, hidden size d, kind) for the configured backbone; all its parameters trainable as built.
+
+    `on_gpu` (the module will run on CUDA) lets `attn_implementation=auto` pick flash attention; `bf16`
+    (the run trains in bf16) lets `load_dtype` keep bf16 weights in bf16. Prediction passes neither.
 
     The module maps input_ids (W, T) and attention_mask (W, T) to `last_hidden_state` (W, T, d). The
     tokenizer must fit the backbone (every token id < the embedding size), else `ConfigError`. With
     `model_config.gradient_checkpointing` the layers recompute activations in backward (non-reentrant).
     """
     if model_config.backbone_preset is not None:
-        module = _build_preset(model_config.backbone_preset, tokenizer)
+        module = _build_preset(model_config.backbone_preset, tokenizer, model_config.attn_implementation, on_gpu)
     else:
-        module = _load_directory(model_config)
+        module = resolve_directory(model_config, on_gpu=on_gpu, bf16=bf16).load()
     n_embeddings = module.get_input_embeddings().num_embeddings
     if len(tokenizer) > n_embeddings:
         message = f"the tokenizer has {len(tokenizer)} tokens, the backbone embeds {n_embeddings}"

@@ -16,7 +16,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from gp_distributed import checkpoint as ckpt
-from gp_distributed.config import GPConfig
+from gp_distributed.config import GPConfig, resolved_precision
 from gp_distributed.model.genepheno import GenePhenoModel
 
 
@@ -27,16 +27,22 @@ class VocabularySizes:
     labels: int  # C, phenotype terms
 
 
-def new_model(config: GPConfig, sizes: VocabularySizes, tokenizer: PreTrainedTokenizerBase) -> GenePhenoModel:
-    """A freshly initialised model; seeds the global torch RNG with `train.seed` (the training start)."""
+def new_model(config: GPConfig, sizes: VocabularySizes, tokenizer: PreTrainedTokenizerBase, *,
+              training: bool = False) -> GenePhenoModel:
+    """A freshly initialised model; seeds the global torch RNG with `train.seed` (the training start).
+    `training`: built for this config's training devices (attention and weights dtype for GPU / bf16);
+    otherwise for CPU prediction in fp32."""
     torch.manual_seed(config.train.seed)
-    return GenePhenoModel(config.model, sizes.go_inputs, sizes.concepts, sizes.labels, tokenizer)
+    on_gpu = training and config.scaling.use_gpu
+    bf16 = training and resolved_precision(config) == "bf16"
+    return GenePhenoModel(config.model, sizes.go_inputs, sizes.concepts, sizes.labels, tokenizer, on_gpu=on_gpu,
+                          bf16=bf16)
 
 
 def new_training_model(config: GPConfig, sizes: VocabularySizes, tokenizer: PreTrainedTokenizerBase,
                        label_frequency: np.ndarray, concept_frequency: np.ndarray) -> GenePhenoModel:
     """`new_model` with head and bottleneck biases at the training log-odds of each term."""
-    model = new_model(config, sizes, tokenizer)
+    model = new_model(config, sizes, tokenizer, training=True)
     model.set_output_priors(torch.from_numpy(label_frequency), torch.from_numpy(concept_frequency))
     return model
 

@@ -41,6 +41,10 @@ class ModelOutput:
     label_logits: torch.Tensor  # (B, C) phenotype logits; 0 is the decision threshold
     concept_logits: torch.Tensor  # (B, n) coarse GO concept logits (target of L_GO)
     concept_activations: torch.Tensor  # (B, n) sigmoid(concept_logits), the head's input
+    # Gene embeddings (`gp embed`): the pooled sequence streams, and the MLP's output, which fuses them
+    # with the pooled GO streams (the bottleneck's input).
+    sequence_vector: torch.Tensor | None = None  # (B, 2d) [attention, mean] pooled tokens; (B, d) with "mean"
+    fused_vector: torch.Tensor | None = None  # (B, mlp_hidden_dim)
 
 
 def masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -82,7 +86,7 @@ class GenePhenoModel(nn.Module):
 
     `n_go_vocab` is the GO input vocabulary size (ignored with the GO branch off), `n_concepts` the
     bottleneck width, `n_labels` the number of phenotype terms. Backbone base weights are frozen; LoRA
-    (when enabled) and every other module train.
+    (when enabled) and every other module train. `on_gpu` / `bf16`: see `build_backbone`.
     """
 
     def __init__(
@@ -92,9 +96,12 @@ class GenePhenoModel(nn.Module):
         n_concepts: int,
         n_labels: int,
         tokenizer: PreTrainedTokenizerBase,
+        *,
+        on_gpu: bool = False,
+        bf16: bool = False,
     ):
         super().__init__()
-        backbone, hidden_size, _ = build_backbone(model_config, tokenizer)
+        backbone, hidden_size, _ = build_backbone(model_config, tokenizer, on_gpu=on_gpu, bf16=bf16)
         self.backbone = apply_lora(backbone, model_config.lora, backbone.config.model_type)
         self.hidden_size = hidden_size
         self.lora_enabled = model_config.lora.enabled
@@ -109,14 +116,16 @@ class GenePhenoModel(nn.Module):
         self.go_pool = AttentionPool(hidden_size) if with_go_pool else None
         n_streams = 2 if self.go_branch is not None else 1
         pooled_size = n_streams * hidden_size * (2 if self.use_attention_pool else 1)
+        if self.go_branch is not None:
+            pooled_size += model_config.go_branch.bag_dim
         self.mlp = nn.Sequential(
             nn.LayerNorm(pooled_size),
             nn.Linear(pooled_size, model_config.mlp_hidden_dim),
             nn.GELU(),
             nn.Dropout(model_config.dropout),
         )
-        self.bottleneck = ConceptBottleneck(model_config.mlp_hidden_dim, n_concepts)
-        self.head = PhenotypeHead(n_concepts, n_labels)
+        self.bottleneck = ConceptBottleneck(model_config.mlp_hidden_dim, n_concepts, model_config.free_concepts)
+        self.head = PhenotypeHead(n_concepts, n_labels, model_config.free_concepts)
 
     def forward(self, batch: Batch) -> ModelOutput:
         token_mask = batch.attention_mask.bool()  # (W, T)
@@ -124,17 +133,22 @@ class GenePhenoModel(nn.Module):
         n_genes = batch.num_genes
         go_parts: list[torch.Tensor] = []
         if self.go_branch is not None:
-            tokens, go_states, go_valid = self.go_branch(
+            tokens, go_states, go_valid, go_bag = self.go_branch(
                 tokens, token_mask, batch.window_gene_index, batch.go_ids, batch.go_mask
             )
             go_parts = pool_stream(go_states, go_valid, self.go_pool)  # each (B, d)
+            if go_bag is not None:
+                go_parts.append(go_bag)  # (B, bag_dim)
         sequence_parts = [
             windows_to_genes(window_vectors, batch.window_gene_index, n_genes)  # (W, d) -> (B, d)
             for window_vectors in pool_stream(tokens, token_mask, self.sequence_pool)
         ]
-        features = self.mlp(torch.cat([*sequence_parts, *go_parts], dim=-1))  # (B, mlp_hidden_dim)
-        concept_logits, concept_activations = self.bottleneck(features)
-        return ModelOutput(self.head(concept_activations), concept_logits, concept_activations)
+        sequence_vector = torch.cat(sequence_parts, dim=-1)  # (B, 2d) or (B, d)
+        features = self.mlp(torch.cat([sequence_vector, *go_parts], dim=-1))  # (B, mlp_hidden_dim)
+        concept_logits, concept_activations, free_activations = self.bottleneck(features)
+        label_logits = self.head(torch.cat([concept_activations, free_activations], dim=-1))
+        return ModelOutput(label_logits, concept_logits, concept_activations,
+                           sequence_vector, features)
 
     @torch.no_grad()
     def set_output_priors(self, label_frequency: torch.Tensor, concept_frequency: torch.Tensor) -> None:
@@ -150,7 +164,8 @@ class GenePhenoModel(nn.Module):
             return torch.log(p) - torch.log1p(-p)
 
         self.head.linear.bias.copy_(log_odds(label_frequency.to(self.head.linear.bias.dtype)))
-        self.bottleneck.linear.bias.copy_(log_odds(concept_frequency.to(self.bottleneck.linear.bias.dtype)))
+        n_concepts = self.bottleneck.n_concepts  # free units (if any) have no prior: their init stays
+        self.bottleneck.linear.bias[:n_concepts].copy_(log_odds(concept_frequency.to(self.bottleneck.linear.bias.dtype)))
 
     def association_matrix(self) -> torch.Tensor:
         """Concept -> phenotype associations (n, C) of the head."""

@@ -4,6 +4,14 @@ cross-attention in both directions (GenePheno Fig. 2, step 2).
 Shapes: W windows, T tokens per window, d hidden size, B genes, G GO slots per gene (padded).
 Every gene's GO stream starts with a learned "null" term, so a gene without GO annotations still has
 one key to attend to and one vector to pool: no all-masked softmax, no NaN.
+
+Two options shape what the branch learns from a from-scratch GO table (GoBERT's pretrained GO
+embeddings cannot be downloaded here): `input_dropout` hides a random share of a gene's GO terms at
+each training step (annotation sets are incomplete; the model must not lean on any one term), and
+`bag_dim` > 0 adds a mean-pooled bag of a separate, wider GO-term table (B, bag_dim) beside the
+cross-attended streams, so the GO set reaches the MLP at more than the backbone's width (the tiny
+presets are 64 wide). With inputs closed under is_a/part_of, the bag of a term's set already sums its
+ancestors' vectors: strength shared through the GO DAG.
 """
 
 from __future__ import annotations
@@ -50,6 +58,11 @@ class GoBranch(nn.Module):
             message = f"{config.num_heads} heads do not divide the backbone hidden size {hidden_size}"
             raise ConfigError("config", "model.go_branch.num_heads", message)
         self.term_embedding = nn.Embedding(n_go_vocab + 1, hidden_size, padding_idx=0)
+        self.input_dropout = config.input_dropout
+        # EmbeddingBag leaves padding slots (index 0) out of the mean; a gene without GO gets zeros.
+        self.bag = (nn.EmbeddingBag(n_go_vocab + 1, config.bag_dim, mode="mean", padding_idx=0)
+                    if config.bag_dim else None)
+        self.bag_norm = nn.LayerNorm(config.bag_dim) if config.bag_dim else None
         self.null_term = nn.Parameter(torch.randn(hidden_size))
         layer = nn.TransformerEncoderLayer(
             hidden_size, config.num_heads, dim_feedforward=2 * hidden_size, dropout=dropout,
@@ -73,9 +86,14 @@ class GoBranch(nn.Module):
         window_gene_index: torch.Tensor,  # (W,) long in [0, B)
         go_ids: torch.Tensor,  # (B, G) long, 0 = padding
         go_mask: torch.Tensor,  # (B, G) bool
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Fused streams: sequence (W, T, d), GO (B, G+1, d) and the GO mask (B, G+1) (slot 0: null term)."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Fused streams: sequence (W, T, d), GO (B, G+1, d), the GO mask (B, G+1) (slot 0: null term)
+        and the GO bag (B, bag_dim) (None without `bag_dim`)."""
         n_genes = go_ids.shape[0]
+        if self.training and self.input_dropout > 0:
+            go_mask = go_mask & (torch.rand(go_mask.shape, device=go_mask.device) >= self.input_dropout)
+            go_ids = go_ids.masked_fill(~go_mask, 0)
+        go_bag = self.bag_norm(self.bag(go_ids)).to(token_states.dtype) if self.bag is not None else None
         null = self.null_term.to(token_states.dtype).expand(n_genes, 1, -1)
         go_states = torch.cat([null, self.term_embedding(go_ids).to(token_states.dtype)], dim=1)  # (B, G+1, d)
         go_valid = torch.cat([go_mask.new_ones(n_genes, 1), go_mask], dim=1)  # (B, G+1)
@@ -95,4 +113,4 @@ class GoBranch(nn.Module):
             go_states, gene_tokens, gene_tokens, key_padding_mask=~gene_token_mask, need_weights=False
         )
         fused_go = self.go_norm(go_states + attended)  # (B, G+1, d)
-        return fused_tokens, fused_go, go_valid
+        return fused_tokens, fused_go, go_valid, go_bag

@@ -11,15 +11,17 @@ from torch import nn
 
 
 class PhenotypeHead(nn.Module):
-    """Linear (n concepts -> C phenotypes) with bias; weight (C, n) as nn.Linear stores it."""
+    """Linear (n concepts + n_free units -> C phenotypes) with bias; weight (C, n + n_free)."""
 
-    def __init__(self, n_concepts: int, n_labels: int):
+    def __init__(self, n_concepts: int, n_labels: int, n_free: int = 0):
         super().__init__()
-        self.linear = nn.Linear(n_concepts, n_labels)
+        self.n_concepts = n_concepts
+        self.linear = nn.Linear(n_concepts + n_free, n_labels)
 
-    def forward(self, concept_activations: torch.Tensor) -> torch.Tensor:
-        return self.linear(concept_activations)  # (B, C)
+    def forward(self, bottleneck_activations: torch.Tensor) -> torch.Tensor:
+        return self.linear(bottleneck_activations)  # (B, C)
 
     def association_matrix(self) -> torch.Tensor:
-        """Concept -> phenotype associations (n, C), a detached copy of the weight transposed."""
-        return self.linear.weight.detach().t().clone()
+        """Concept -> phenotype associations (n, C) of the concept units, a detached copy of the
+        weight transposed (free units, if any, are not concepts and are left out)."""
+        return self.linear.weight.detach()[:, : self.n_concepts].t().clone()

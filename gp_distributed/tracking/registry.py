@@ -25,6 +25,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.types.schema import Array, ColSpec, DataType, ParamSchema, ParamSpec, Schema
 
+from gp_distributed.console import library_output
 from gp_distributed.data.store import GeneStore
 from gp_distributed.errors import InputError
 from gp_distributed.inference.package import Predictor, write_model_package
@@ -111,7 +112,8 @@ def register_model(tracking_uri: str, model: LoggedModel, name: str, run_id: str
     client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
-    registered = mlflow.register_model(model.model_uri, name)
+    with library_output():  # MLflow prints "Successfully registered model", "Created version"; we say it once
+        registered = mlflow.register_model(model.model_uri, name)
     version_id = str(registered.version)
     client.set_registered_model_alias(name, CANDIDATE_ALIAS, version_id)
     candidate = _run_metric(client, run_id, SELECTION_METRIC)

@@ -48,7 +48,7 @@ from gp_distributed.config import (
     config_to_yaml,
     redact_credentials,
 )
-from gp_distributed.errors import InputError
+from gp_distributed.errors import ConfigError, InputError
 
 RunStatus = Literal["FINISHED", "FAILED", "KILLED"]
 _OUTAGE_RETRY_SECONDS = 60.0
@@ -140,12 +140,12 @@ class NullTracker:
         pass
 
 
-def _experiment_id(client: MlflowClient, name: str, tracking_uri: str) -> str:
+def _experiment_id(client: MlflowClient, name: str, tracking_uri: str, configured_location: str | None = None) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
     try:
-        return client.create_experiment(name, artifact_location=artifact_location(tracking_uri))
+        return client.create_experiment(name, artifact_location=configured_location or artifact_location(tracking_uri))
     except MlflowException:  # created meanwhile by another process
         return client.get_experiment_by_name(name).experiment_id
 
@@ -224,8 +224,10 @@ class MlflowTracker:
 
     @classmethod
     def start(cls, tracking_uri: str, experiment: str, run_name: str, *, run_id: str | None = None,
-              system_metrics: bool = True, backlog_dir: Path | None = None) -> MlflowTracker:
-        """A new run in `experiment`, or run `run_id` resumed when it exists in this store. Survives
+              system_metrics: bool = True, backlog_dir: Path | None = None,
+              experiment_artifacts: str | None = None) -> MlflowTracker:
+        """A new run in `experiment` (created, when missing, with its artifacts at `experiment_artifacts`
+        or by `artifact_location`), or run `run_id` resumed when it exists in this store. Survives
         outages (module docstring), keeping an unlogged backlog in `backlog_dir`."""
         mlflow.set_tracking_uri(tracking_uri)  # the fluent API (active run, model logging) reads it
         client = MlflowClient(tracking_uri)
@@ -237,7 +239,7 @@ class MlflowTracker:
         if run_id is not None:
             run = mlflow.start_run(run_id=run_id, log_system_metrics=system_metrics)
         else:
-            run = mlflow.start_run(experiment_id=_experiment_id(client, experiment, tracking_uri),
+            run = mlflow.start_run(experiment_id=_experiment_id(client, experiment, tracking_uri, experiment_artifacts),
                                    run_name=run_name, log_system_metrics=system_metrics)
         return cls(tracking_uri, run.info.run_id, owns_run=True, resumed=run_id is not None, survive_outages=True,
                    backlog_dir=backlog_dir, held_back=held_back)
@@ -338,7 +340,19 @@ def start_tracker(tracking: TrackingConfig, run_name: str, *, is_rank0: bool, re
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     return MlflowTracker.start(uri, tracking.experiment, run_name, run_id=resume_run_id, system_metrics=system_metrics,
-                               backlog_dir=backlog_dir)
+                               backlog_dir=backlog_dir, experiment_artifacts=tracking.artifact_location)
+
+
+def check_artifact_location(tracking: TrackingConfig) -> None:
+    """On the driver, before training: a configured `tracking.artifact_location` that the experiment,
+    created earlier elsewhere, does not use would be silently ignored (MLflow fixes it at creation)."""
+    uri = resolve_tracking_uri(tracking.tracking_uri, Path.cwd())
+    experiment = MlflowClient(uri).get_experiment_by_name(tracking.experiment)
+    if experiment is not None and experiment.artifact_location.rstrip("/") != str(tracking.artifact_location).rstrip("/"):
+        raise ConfigError("config", "tracking.artifact_location",
+                          f"experiment {tracking.experiment!r} in {redact_credentials(uri)} keeps its artifacts at "
+                          f"{experiment.artifact_location}; name a new tracking.experiment to use "
+                          f"{tracking.artifact_location}")
 
 
 def log_run_inputs(tracker: Tracker, config: GPConfig, store_summary: Mapping[str, Any]) -> None:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from gp_distributed.config import GPConfig, global_batch_size, resolved_precision
+from gp_distributed.console import library_output, quiet_logger
 from gp_distributed.errors import InputError
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ def _deepspeed() -> ModuleType:
     from deepspeed.utils.tensor_fragment import fragment_address
 
     torch.serialization.add_safe_globals([LossScaler, ZeroStageEnum, fragment_address])  # found by loading ZeRO 0-3
+    quiet_logger("DeepSpeed")  # its import set the level to WARNING: it warns about its own internals
     return deepspeed
 
 
@@ -108,9 +110,10 @@ def build_engine(
     ds_config = deepspeed_config(config, world_size)
     if load_universal:
         ds_config["checkpoint"] = {"load_universal": True}
-    engine, _, _, _ = _deepspeed().initialize(
-        model=model, model_parameters=trainable, config=ds_config, dist_init_required=False
-    )
+    with library_output():  # DeepSpeed prints "... shm_comm_op built successfully" on every start
+        engine, _, _, _ = _deepspeed().initialize(
+            model=model, model_parameters=trainable, config=ds_config, dist_init_required=False
+        )
     return engine
 
 

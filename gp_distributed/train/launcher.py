@@ -4,22 +4,34 @@
 elsewhere, and `ray job submit` runs the driver in a temporary copy), makes sure the gene store exists,
 then either runs the worker loop in this process (`scaling.num_workers=0`) or starts a Ray Train
 `TorchTrainer` over DeepSpeed workers. Re-running with the same run name resumes from the latest
-checkpoint under `<storage_path>/<run_name>`. What happens after training (report, model logging,
+checkpoint under `<storage_path>/<run_name>`, a directory or an object store prefix (`s3://...`, see
+train/storage.py: the bucket is checked before Ray starts, and the final checkpoint is copied to a
+local directory for what runs after training). What happens after training (report, model logging,
 registry) is `commands/train.py`'s.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gp_distributed.checkpoint import latest_complete_checkpoint, run_directory
-from gp_distributed.config import GPConfig
+from gp_distributed.config import GPConfig, is_storage_uri
+from gp_distributed.console import (
+    ray_driver_log_level,
+    ray_train_log_level,
+    worker_environment,
+)
 from gp_distributed.data.store import open_store
 from gp_distributed.errors import ConfigError, GpError
-from gp_distributed.tracking.tracker import resolve_tracking_uri
+from gp_distributed.tracking.tracker import (
+    check_artifact_location,
+    resolve_tracking_uri,
+)
+from gp_distributed.train.selection import SELECTION_METRIC
 
 
 def set_ray_client_environment() -> None:
@@ -34,9 +46,9 @@ def set_ray_client_environment() -> None:
 
 @dataclass(frozen=True)
 class LaunchResult:
-    run_dir: Path
+    run_dir: Path | str  # a directory, or the run's object store URI (s3://bucket/prefix/<run name>)
     metrics: dict[str, Any]
-    checkpoint_dir: Path | None
+    checkpoint_dir: Path | None  # local: the run's own checkpoint, or a copy of the one in object storage
 
 
 def _absolute(path: Path | None) -> Path | None:
@@ -52,7 +64,7 @@ def _check_outputs_outlive_the_job(config: GPConfig, cwd: Path) -> None:
     """Under `ray job submit`, relative output locations would vanish with the job's working copy."""
     if not _inside_job_working_copy(cwd):
         return
-    if not Path(config.train.storage_path).is_absolute():
+    if not is_storage_uri(config.train.storage_path) and not Path(config.train.storage_path).is_absolute():
         raise ConfigError("config", "train.storage_path", "must be absolute under ray job submit "
                           "(the job's working directory is a temporary copy), e.g. train.storage_path=/shared/runs")
     uri = config.tracking.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
@@ -65,13 +77,15 @@ def resolve_paths(config: GPConfig) -> GPConfig:
     """Every path and the tracking URI made absolute against the driver's working directory, before
     crossing to workers."""
     _check_outputs_outlive_the_job(config, Path.cwd())
+    storage = config.train.storage_path
+    storage = storage if is_storage_uri(storage) else _absolute(storage)
     ingest_paths = {name: _absolute(getattr(config.ingest, name)) for name in (
         "fasta", "id_map", "labels", "ontology", "go", "go_ontology", "exclusive_pairs", "out")}
     return config.model_copy(update={
         "ingest": config.ingest.model_copy(update=ingest_paths),
         "data": config.data.model_copy(update={"store": _absolute(config.data.store)}),
         "model": config.model.model_copy(update={"backbone_path": _absolute(config.model.backbone_path)}),
-        "train": config.train.model_copy(update={"storage_path": _absolute(config.train.storage_path)}),
+        "train": config.train.model_copy(update={"storage_path": storage}),
         "faults": config.faults.model_copy(update={"once_marker": _absolute(config.faults.once_marker)}),
         "tracking": config.tracking.model_copy(
             update={"tracking_uri": resolve_tracking_uri(config.tracking.tracking_uri, Path.cwd())}),
@@ -97,10 +111,13 @@ def _runtime_env(use_gpu: bool) -> dict[str, Any]:
     # MALLOC_MMAP_THRESHOLD_: glibc then serves every block over 128 KiB with mmap and returns it on
     # free. Its default threshold adapts upwards after frees, so the weights freed when ZeRO-3 partitions
     # a freshly built model stayed resident (measured: 6.1 instead of 4.8 GiB per 1.2B-model worker).
-    env_vars = {"RAY_AUTH_MODE": "token", "TOKENIZERS_PARALLELISM": "false", "MALLOC_MMAP_THRESHOLD_": "131072"}
+    env_vars = {"RAY_AUTH_MODE": "token", "TOKENIZERS_PARALLELISM": "false", "MALLOC_MMAP_THRESHOLD_": "131072",
+                **worker_environment()}
     if not use_gpu:
         env_vars["DS_ACCELERATOR"] = "cpu"
-    return {"env_vars": env_vars}
+    # The hook runs in every worker process of the job (Train controller and workers included) before its
+    # first task: the console's library log levels, set where those libraries log.
+    return {"env_vars": env_vars, "worker_process_setup_hook": "gp_distributed.console.configure_worker_process"}
 
 
 def start_local_ray(num_cpus: int, *, use_gpu: bool = False, temp_dir: Path | None = None) -> None:
@@ -109,6 +126,7 @@ def start_local_ray(num_cpus: int, *, use_gpu: bool = False, temp_dir: Path | No
     import ray
 
     ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+             logging_level=ray_driver_log_level(),
              _temp_dir=str(temp_dir) if temp_dir else None, runtime_env=_runtime_env(use_gpu))
 
 
@@ -120,13 +138,47 @@ def _start_or_join_ray(config: GPConfig) -> None:
         return
     address = config.scaling.address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, runtime_env=_runtime_env(config.scaling.use_gpu))
+        ray.init(address=address, runtime_env=_runtime_env(config.scaling.use_gpu), logging_level=ray_driver_log_level())
         return
     needed_cpus = int(config.scaling.num_workers * config.scaling.cpus_per_worker + 0.999) + 1
     start_local_ray(max(needed_cpus, os.cpu_count() or 1), use_gpu=config.scaling.use_gpu)
 
 
-def _ray_train(config: GPConfig, run_dir: Path) -> tuple[dict[str, Any], Path | None]:
+def _storage(config: GPConfig) -> dict[str, Any]:
+    """RunConfig's storage arguments: the storage directory, or an object store path and its filesystem."""
+    storage = config.train.storage_path
+    if not is_storage_uri(storage):
+        return {"storage_path": str(storage)}
+    from gp_distributed.train.storage import split_uri, storage_filesystem
+
+    return {"storage_path": split_uri(storage)[1], "storage_filesystem": storage_filesystem()}
+
+
+def _local_copy(checkpoint: Any, run_name: str) -> Path:
+    """A finished checkpoint as a local directory: its own path on a file system, else a download."""
+    import pyarrow.fs
+
+    if isinstance(checkpoint.filesystem, pyarrow.fs.LocalFileSystem):
+        return Path(checkpoint.path)
+    local = Path(tempfile.mkdtemp(prefix=f"gp-{run_name}-")) / Path(checkpoint.path).name
+    checkpoint.to_directory(str(local))
+    print(f"final checkpoint {checkpoint.path} copied to {local}")
+    return local
+
+
+def _checkpoint_config(config: GPConfig) -> Any:
+    """Ray keeps the latest checkpoint and the `keep_last_checkpoints` best: by validation Fmax with
+    `train.select_best` (every checkpoint then carries one), else the most recent."""
+    import ray.train
+
+    if not config.train.select_best:
+        return ray.train.CheckpointConfig(num_to_keep=config.train.keep_last_checkpoints)
+    return ray.train.CheckpointConfig(num_to_keep=config.train.keep_last_checkpoints,
+                                      checkpoint_score_attribute=SELECTION_METRIC, checkpoint_score_order="max")
+
+
+def _ray_train(config: GPConfig) -> tuple[dict[str, Any], Path | None]:
+    set_ray_client_environment()  # before this process's first `import ray` (token auth is read then)
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -141,11 +193,13 @@ def _ray_train(config: GPConfig, run_dir: Path) -> tuple[dict[str, Any], Path | 
         scaling_config=ray.train.ScalingConfig(
             num_workers=scaling.num_workers, use_gpu=scaling.use_gpu,
             resources_per_worker={"CPU": scaling.cpus_per_worker, **({"GPU": 1} if scaling.use_gpu else {})},
+            placement_strategy=scaling.placement_strategy,
         ),
         run_config=ray.train.RunConfig(
             name=config.train.run_name,
-            storage_path=str(run_dir.parent),
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=config.train.keep_last_checkpoints),
+            logging_config=ray.train.LoggingConfig(log_level=ray_train_log_level()),
+            **_storage(config),
+            checkpoint_config=_checkpoint_config(config),
             failure_config=ray.train.FailureConfig(max_failures=scaling.max_failures),
         ),
     )
@@ -153,7 +207,7 @@ def _ray_train(config: GPConfig, run_dir: Path) -> tuple[dict[str, Any], Path | 
         result = trainer.fit()
     except ray.train.TrainingFailedError as error:
         raise training_failure(error) from None
-    checkpoint = Path(result.checkpoint.path) if result.checkpoint is not None else None
+    checkpoint = _local_copy(result.checkpoint, config.train.run_name) if result.checkpoint is not None else None
     return dict(result.metrics or {}), checkpoint
 
 
@@ -180,6 +234,15 @@ def launch_training(config: GPConfig) -> LaunchResult:
     reported metrics and checkpoint."""
     config = resolve_paths(config)
     ensure_store(config)
+    if config.tracking.enabled and config.tracking.artifact_location is not None:
+        check_artifact_location(config.tracking)
+    if is_storage_uri(config.train.storage_path):  # before Ray starts: one line, not a failed worker group
+        from gp_distributed.train.storage import check_storage
+
+        check_storage(config.train.storage_path)
+        run_uri = f"{config.train.storage_path.rstrip('/')}/{config.train.run_name}"
+        metrics, checkpoint = _ray_train(config)
+        return LaunchResult(run_uri, metrics, checkpoint)
     run_dir = run_directory(config.train.storage_path, config.train.run_name)
     if config.scaling.num_workers == 0:
         from gp_distributed.train.worker import run_in_process
@@ -187,5 +250,5 @@ def launch_training(config: GPConfig) -> LaunchResult:
         metrics = run_in_process(config, run_dir)
         checkpoint = latest_complete_checkpoint(run_dir)
     else:
-        metrics, checkpoint = _ray_train(config, run_dir)
+        metrics, checkpoint = _ray_train(config)
     return LaunchResult(run_dir, metrics, checkpoint)

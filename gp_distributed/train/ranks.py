@@ -59,6 +59,13 @@ def gather_to_rank0(payload: Any, context: WorkerContext) -> list[Any] | None:
     return gathered
 
 
+def broadcast_from_rank0(payload: Any) -> Any:
+    """Rank 0's `payload` on every rank. All ranks must call."""
+    box = [payload]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def all_reduce_means_and_maxes(means: dict[str, float], maxes: dict[str, float]) -> dict[str, float]:
     """Over ranks, the mean of each value in `means` and the maximum of each in `maxes`, in two collective
     calls whatever the number of keys (a step's metrics; one call per value costs a round trip each).

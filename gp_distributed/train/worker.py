@@ -11,7 +11,8 @@ import os
 import signal
 import tempfile
 import time
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,13 @@ import numpy as np
 import torch
 
 from gp_distributed import checkpoint as ckpt
-from gp_distributed.config import GPConfig, config_from_tree, config_to_yaml
+from gp_distributed.config import (
+    GPConfig,
+    config_from_tree,
+    config_to_yaml,
+    is_storage_uri,
+)
+from gp_distributed.console import StepProgress
 from gp_distributed.data.collate import Batch
 from gp_distributed.data.sharding import eval_gene_slice
 from gp_distributed.data.store import GeneStore, open_store
@@ -44,9 +51,11 @@ from gp_distributed.train.memory import peak_rss_gib, reset_peak_rss
 from gp_distributed.train.ranks import (
     WorkerContext,
     all_reduce_means_and_maxes,
+    broadcast_from_rank0,
     gather_to_rank0,
     init_single_process_group,
 )
+from gp_distributed.train.selection import SELECTION_METRIC, ModelSelection
 from gp_distributed.train.session import (
     LocalReporter,
     RayReporter,
@@ -68,6 +77,8 @@ class TrainState:
     exclusive_pairs: torch.Tensor
     step: int = 0
     tracking_run_id: str | None = None
+    selection: ModelSelection = field(default_factory=ModelSelection)
+    step_valid_fmax: float | None = None  # validation Fmax evaluated at the current step, if any
     baseline_rss_gib: float = 0.0  # resident peak before the model was built
     setup_peak_rss_gib: float = 0.0  # resident peak of building the model and engine (and restoring)
 
@@ -122,6 +133,7 @@ def restore(state: TrainState, directory: Path, meta: ckpt.CheckpointMeta) -> No
     else:
         client_state = load_engine(state.engine, directory / ckpt.ENGINE_DIR, ckpt.engine_tag(meta.step))
     state.step = int(client_state["step"])
+    state.selection = ModelSelection.from_state_dict(client_state.get("selection"))
     state.tracking_run_id = meta.tracking_run_id
     if meta.world_size == state.context.world_size:
         worker_state = ckpt.read_worker_state(directory, state.context.world_rank)
@@ -208,7 +220,7 @@ def save_checkpoint(state: TrainState, directory: Path) -> None:
     error (disk full, quota) stops the run with one line; the checkpoint is never completed, so resume
     uses the previous one."""
     try:
-        save_engine(state.engine, directory / ckpt.ENGINE_DIR, ckpt.engine_tag(state.step), {"step": state.step})
+        save_engine(state.engine, directory / ckpt.ENGINE_DIR, ckpt.engine_tag(state.step), {"step": state.step, "selection": state.selection.state_dict()})
         ckpt.write_worker_state(directory, state.context.world_rank, state.stream.state_dict())
         inject_fault(state.config, state, "checkpoint")
         trainable = [p for p in state.model.parameters() if p.requires_grad]
@@ -217,7 +229,8 @@ def save_checkpoint(state: TrainState, directory: Path) -> None:
                 ckpt.write_trainable(directory, state.model.trainable_state_dict())
         if state.context.is_rank0:
             meta = ckpt.CheckpointMeta(state.step, state.context.world_size, state.config.train.zero_stage,
-                                       state.tracking_run_id)
+                                       state.tracking_run_id, store_fingerprint=state.store.fingerprint,
+                                       valid_fmax=state.step_valid_fmax)
             ckpt.write_meta(directory, meta, config_to_yaml(state.config))
     except OSError as error:
         raise GpError(f"checkpoint at step {state.step}: cannot write {error.filename or directory}: "
@@ -259,9 +272,11 @@ def train(config: GPConfig, context: WorkerContext, reporter: Reporter) -> dict[
     reset_peak_rss()
     train_config = config.train
     # Rank 0 logs to MLflow (continuing the run a resumed checkpoint names); other ranks get a null tracker.
+    # The outage backlog is a local file: a run in object storage keeps held-back metrics in memory only.
+    backlog_dir = (None if is_storage_uri(train_config.storage_path)
+                   else ckpt.run_directory(train_config.storage_path, train_config.run_name))
     tracker = start_tracker(config.tracking, train_config.run_name, is_rank0=context.is_rank0,
-                            resume_run_id=state.tracking_run_id,
-                            backlog_dir=ckpt.run_directory(train_config.storage_path, train_config.run_name))
+                            resume_run_id=state.tracking_run_id, backlog_dir=backlog_dir)
     state.tracking_run_id = tracker.run_id
     log_run_inputs(tracker, config, state.store.summary())
     try:
@@ -276,32 +291,53 @@ def train(config: GPConfig, context: WorkerContext, reporter: Reporter) -> dict[
 def _train_steps(state: TrainState, reporter: Reporter, tracker: Tracker) -> dict[str, Any]:
     config, context, train_config = state.config, state.context, state.config.train
     metrics: dict[str, Any] = {}
-    if state.step >= train_config.max_steps:
+    # Rank 0 speaks for the run (one line per logged step, evaluation and checkpoint); others are silent.
+    progress = StepProgress(train_config.max_steps, state.step, enabled=context.is_rank0,
+                            bar=reporter.progress_bar(train_config.max_steps, state.step) if context.is_rank0 else None)
+    if state.step >= train_config.max_steps or state.selection.stopped_early:
         context.print0(f"run already complete at step {state.step}")
-    while state.step < train_config.max_steps:
+    while state.step < train_config.max_steps and not state.selection.stopped_early:
         step_metrics = train_step(state)
         inject_fault(config, state, "step")
         metrics = {"step": state.step, **all_reduce_means_and_maxes(step_metrics, {
             "memory/peak_rss_gib": peak_rss_gib(), "memory/setup_peak_rss_gib": state.setup_peak_rss_gib,
             "memory/baseline_rss_gib": state.baseline_rss_gib})}
-        if state.step % 10 == 0 or state.step == 1:
-            context.print0(f"step {state.step}: loss {metrics['loss']:.4f} lr {metrics['learning_rate']:.2e} "
-                           f"{metrics['genes_per_second'] * context.world_size:.1f} genes/s")
+        progress.step(state.step, metrics["loss"], metrics["learning_rate"],
+                      metrics["genes_per_second"] * context.world_size)
         last = state.step == train_config.max_steps
-        splits = (["valid"] if state.step % train_config.eval_every == 0 or last else []) + (["test"] if last else [])
+        state.step_valid_fmax = None
+        splits = (["valid"] if state.step % train_config.eval_every == 0 or last else []) + (["test"] if last and train_config.test_at_end else [])
         for split in splits:
             results = evaluate(state, split)
             if results is not None:
                 metrics.update(flatten_results(results, split))
+                progress.note(evaluation_line(state.step, split, results))
+        if "valid" in splits:
+            # Rank 0 scored the split; every rank must agree on stopping, so the value is broadcast.
+            state.step_valid_fmax = broadcast_from_rank0(metrics.get(SELECTION_METRIC, math.nan))
+            state.selection.observe(state.step, state.step_valid_fmax, train_config.early_stopping_patience)
+            if state.selection.stopped_early and not last:
+                context.print0(f"early stopping at step {state.step}: validation Fmax has not improved for "
+                               f"{train_config.early_stopping_patience} evaluations (best "
+                               f"{state.selection.best_valid_fmax:.4f} at step {state.selection.best_step})")
         tracker.log_metrics(metrics, step=state.step)
         # The final evaluation travels with the final checkpoint: Ray Train V2 keeps only metrics
         # reported together with a checkpoint.
-        if state.step % train_config.ckpt_every == 0 or last:
+        if state.step % train_config.ckpt_every == 0 or last or state.selection.stopped_early:
             name = ckpt.checkpoint_dir_name(state.step)
             with reporter.staging_dir(name) as staging:
                 save_checkpoint(state, staging)
                 reporter.report(metrics, staging, name)
+            progress.note(f"step {state.step}: checkpoint {name}")
+    progress.close()
     return metrics
+
+
+def evaluation_line(step: int, split: str, results: dict[str, Any]) -> str:
+    """One console line for an evaluation: the split's overall Fmax and AUC."""
+    overall = results["all"]
+    return (f"step {step}: {split} Fmax {100 * overall['fmax']:.2f}% AUC {100 * overall['auc']:.2f}% "
+            f"({int(overall['genes'])} genes)")
 
 
 def train_loop_per_worker(config_tree: dict[str, Any]) -> None:
@@ -313,5 +349,5 @@ def train_loop_per_worker(config_tree: dict[str, Any]) -> None:
 def run_in_process(config: GPConfig, run_dir: Path) -> dict[str, Any]:
     """The same loop with a world of one in this process (`scaling.num_workers=0`)."""
     context = init_single_process_group()
-    reporter = LocalReporter(run_dir, config.train.keep_last_checkpoints, context)
+    reporter = LocalReporter(run_dir, config.train.keep_last_checkpoints, context, keep_best=config.train.select_best)
     return train(config, context, reporter)

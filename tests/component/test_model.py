@@ -157,3 +157,29 @@ def test_go_ids_are_ignored_when_the_branch_is_off(tokenizer) -> None:
         with_go = model(_batch(tokenizer)).label_logits
         other_go = model(_batch(tokenizer, go_terms=([5], [6, 7], []))).label_logits
     assert torch.equal(with_go, other_go)
+
+
+def test_free_bottleneck_units_feed_the_head_but_are_not_concepts(tokenizer) -> None:
+    model = _model(tokenizer, free_concepts=6)
+    free_bias = model.bottleneck.linear.bias[N_CONCEPTS:].detach().clone()
+    model.set_output_priors(torch.full((N_LABELS,), 0.2), torch.full((N_CONCEPTS,), 0.3))
+    output = model.eval()(_batch(tokenizer))
+    assert output.concept_logits.shape == output.concept_activations.shape == (3, N_CONCEPTS)
+    assert model.head.linear.weight.shape == (N_LABELS, N_CONCEPTS + 6)
+    assert model.association_matrix().shape == (N_CONCEPTS, N_LABELS)  # explanations cover concepts only
+    bias = model.bottleneck.linear.bias
+    assert torch.allclose(bias[:N_CONCEPTS], torch.logit(torch.tensor(0.3)))
+    assert torch.equal(bias[N_CONCEPTS:], free_bias)  # free units have no prior to start from
+
+
+def test_go_input_dropout_acts_in_training_only_and_the_bag_reaches_the_mlp(tokenizer) -> None:
+    model = _model(tokenizer, go_branch={"input_dropout": 0.5, "bag_dim": 24, "num_layers": 0})
+    batch = _batch(tokenizer, go_terms=([1, 3, 5, 7, 9], [], [0, 9, 4]))
+    assert model.mlp[1].in_features == 4 * model.hidden_size + 24
+    model.eval()
+    first, second = model(batch).label_logits, model(batch).label_logits
+    assert torch.equal(first, second)  # no dropout of GO inputs at inference
+    model.train()
+    torch.manual_seed(1)
+    dropped = [model(batch).label_logits for _ in range(3)]
+    assert not torch.equal(dropped[0], dropped[1]) and torch.isfinite(torch.stack(dropped)).all()

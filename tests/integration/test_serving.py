@@ -144,6 +144,23 @@ def test_gp_predict_from_the_registry_writes_tsv_and_cafa(served: Served, monkey
     assert first.probability.is_monotonic_decreasing and first.iloc[0].probability == written[0].max()
 
 
+@pytest.mark.parametrize("with_go_ontology", [True, False])
+def test_predict_from_the_raw_files_equals_evaluate(served: Served, with_go_ontology: bool,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """`gp predict` on the raw demo files (FASTA, id map, gene2go with its direct annotations, optionally
+    the GO ontology) processes GO like ingest did (evidence filter, closure under is_a/part_of), so every
+    store gene scores exactly as `gp evaluate` scores it."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{served.root}/mlflow.db")
+    inputs = GeneInputs(DEMO_DIR / "proteins.fasta.gz", id_map=DEMO_DIR / "gene_ids.tsv", go=DEMO_DIR / "gene2go.gz",
+                        go_format="gene2go", go_ontology=DEMO_DIR / "go-basic.obo.gz" if with_go_ontology else None)
+    cafa = served.root / "out" / f"raw_{with_go_ontology}.cafa"
+    run_predict(CANDIDATE_URI, inputs, served.root / "out" / f"raw_{with_go_ontology}.tsv", cafa=cafa,
+                min_probability=0.0, show_progress=False)
+    ids = [served.store.gene(int(i)).gene_id for i in served.test_genes]
+    written = read_cafa_predictions(cafa, ids, served.store.label_ids).values
+    assert np.abs(written - served.reference).max() <= 1e-6
+
+
 def test_new_data_is_scored_with_the_model_vocabularies(served: Served) -> None:
     store = served.store
     records = [store.gene(int(i)) for i in served.test_genes]

@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "gp_distributed"
 # A module may import only from layers listed before its own (or from its own subpackage, without a
 # circle). Root modules each form their own layer.
 LAYERS = (
-    "errors", "hashing", "config", "checkpoint", "ontology", "data", "ingest", "synthetic", "model",
+    "errors", "hashing", "console", "config_yaml", "config", "checkpoint", "ontology", "data", "ingest", "synthetic", "model",
     "evaluation", "inference", "tracking", "train", "commands", "cli",
 )
 MAX_LINES = 420

@@ -182,7 +182,7 @@ def test_head_activation_coefficient_equals_what_autograd_keeps(plan_scaling: Mo
         mask, genes = torch.ones(n_windows, n_tokens, dtype=torch.bool), torch.arange(n_windows)
         go_ids = torch.randint(1, heads.go_vocab + 1, (n_windows, heads.go_terms))
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-            fused, go_states, go_valid = branch(states, mask, genes, go_ids, torch.ones_like(go_ids, dtype=torch.bool))
+            fused, go_states, go_valid, _ = branch(states, mask, genes, go_ids, torch.ones_like(go_ids, dtype=torch.bool))
             sequence = [windows_to_genes(v, genes, n_windows) for v in pool_stream(fused, mask, pools[0])]
             mlp(torch.cat([*sequence, *pool_stream(go_states, go_valid, pools[1])], dim=-1))
         return sum(storages.values())
