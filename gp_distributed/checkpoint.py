@@ -66,6 +66,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from gp_distributed.config import GPConfig, redact_credentials
+from gp_distributed.config_yaml import flatten_dotted
 from gp_distributed.errors import GpError, InputError
 
 CHECKPOINT_FORMAT_VERSION = 1
@@ -327,19 +328,13 @@ class ConfigChange:
         return f"{self.key} {show(self.old)} -> {show(self.new)}"
 
 
-def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(tree, dict):
-        return {prefix.rstrip("."): tree}
-    return {key: value for name, child in tree.items() for key, value in _flatten(child, f"{prefix}{name}.").items()}
-
-
 def config_changes(saved_tree: dict[str, Any], config: GPConfig) -> list[ConfigChange]:
     """The keys whose value differs between a checkpoint's saved config (as parsed from config.yaml)
     and `config` (paths resolved, as training resolves them). A key the saved config lacks counts as its
     default: a key added to config.py since the checkpoint was written defaults to the old behaviour."""
     current = {key: redact_credentials(value) if isinstance(value, str) else value  # config.yaml is redacted
-               for key, value in _flatten(config.model_dump(mode="json")).items()}
-    saved = {**_flatten(GPConfig().model_dump(mode="json")), **_flatten(saved_tree)}
+               for key, value in flatten_dotted(config.model_dump(mode="json")).items()}
+    saved = {**flatten_dotted(GPConfig().model_dump(mode="json")), **flatten_dotted(saved_tree)}
     keys = [*current, *(key for key in saved if key not in current)]
     return [ConfigChange(key, saved.get(key, _UNSET), current.get(key, _UNSET)) for key in keys
             if saved.get(key, _UNSET) != current.get(key, _UNSET)]

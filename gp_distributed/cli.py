@@ -24,7 +24,6 @@ _VERBOSE_HELP = "also show the libraries' own output (Ray, DeepSpeed, MLflow, tr
 _OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*=")
 
 
-
 def _add_flags_from_config(parser: argparse.ArgumentParser, model: type[BaseModel]) -> list[str]:
     """One flag per scalar field of a config section (dashes for underscores; help from the field's
     description), so the flags and the config keys cannot drift apart. Returns the field names."""

@@ -22,6 +22,17 @@ def set_dotted(tree: dict[str, Any], dotted_key: str, value: Any) -> None:
     node[leaf] = value
 
 
+def flatten_dotted(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"train": {"max_steps": 2}} -> {"train.max_steps": 2}: the inverse of `set_dotted`, leaves as they are."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten_dotted(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """`key.sub=value` -> ("key.sub", value), the value typed as YAML would type it."""
     key, sep, raw_value = text.partition("=")

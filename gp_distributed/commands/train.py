@@ -31,7 +31,7 @@ from gp_distributed.evaluation.plots import (
     plot_precision_recall,
     plot_training_curves,
 )
-from gp_distributed.evaluation.scoring import score_split, write_report
+from gp_distributed.evaluation.scoring import flatten_results, score_split, write_report
 from gp_distributed.inference.package import Predictor
 from gp_distributed.model.validate import validate_training_backbone
 from gp_distributed.tracking.registry import (
@@ -172,7 +172,7 @@ def _shipped_model(config: GPConfig, run_dir: Path, last: Path | None,
     scored = {"step": meta.step}
     for split in ("valid", "test") if config.train.test_at_end else ("valid",):
         results = evaluate_checkpoint(best, config.data.store, split, show_progress=False)
-        scored.update({f"{split}/{subset}/{name}": value for subset, row in results.items() for name, value in row.items()})
+        scored.update(flatten_results(results, split))
     return best, scored
 
 

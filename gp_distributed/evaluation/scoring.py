@@ -28,6 +28,12 @@ def score_split(store: GeneStore, split: str, scores: np.ndarray) -> dict[str, A
     return score_genes(store, store.split_indices(split), scores)
 
 
+def flatten_results(results: dict[str, Any], prefix: str) -> dict[str, float]:
+    """{"all": {"fmax": ..}, "11-30": {...}} -> {"valid/all/fmax": ..}: a split's metrics as the training
+    loop reports and logs them."""
+    return {f"{prefix}/{subset}/{name}": float(value) for subset, values in results.items() for name, value in values.items()}
+
+
 def write_report(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=1, sort_keys=True, default=float))

@@ -48,6 +48,7 @@ from gp_distributed.config import (
     config_to_yaml,
     redact_credentials,
 )
+from gp_distributed.config_yaml import flatten_dotted
 from gp_distributed.errors import ConfigError, InputError
 
 RunStatus = Literal["FINISHED", "FAILED", "KILLED"]
@@ -91,16 +92,10 @@ def metric_key(name: str) -> str:
     return _INVALID_NAME_CHARS.sub("_", name)
 
 
-def flatten_params(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+def flatten_params(tree: Mapping[str, Any]) -> dict[str, str]:
     """{"train": {"max_steps": 2}} -> {"train.max_steps": "2"}; lists as JSON, None as "null"."""
-    flat: dict[str, str] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten_params(value, name + "."))
-        else:
-            flat[name] = value if isinstance(value, str) else json.dumps(value)
-    return flat
+    flat = flatten_dotted(dict(tree))
+    return {key: value if isinstance(value, str) else json.dumps(value) for key, value in flat.items()}
 
 
 class Tracker(Protocol):

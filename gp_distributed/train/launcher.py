@@ -1,8 +1,8 @@
 """The driver side of training: the only module that imports Ray on the driver.
 
-`launch_training(config)` resolves every path against the driver's working directory (workers run
-elsewhere, and `ray job submit` runs the driver in a temporary copy), makes sure the gene store exists,
-then either runs the worker loop in this process (`scaling.num_workers=0`) or starts a Ray Train
+`resolve_paths(config)` makes every path absolute against the driver's working directory (workers run
+elsewhere, and `ray job submit` runs the driver in a temporary copy); `launch_training(config)` then
+makes sure the gene store exists and either runs the worker loop in this process (`scaling.num_workers=0`) or starts a Ray Train
 `TorchTrainer` over DeepSpeed workers. Re-running with the same run name resumes from the latest
 checkpoint under `<storage_path>/<run_name>`, a directory or an object store prefix (`s3://...`, see
 train/storage.py: the bucket is checked before Ray starts, and the final checkpoint is copied to a
@@ -230,9 +230,8 @@ def training_failure(error: Exception) -> GpError:
 
 
 def launch_training(config: GPConfig) -> LaunchResult:
-    """Train (or resume) the configured run (paths made absolute first: `resolve_paths`). Returns the last
-    reported metrics and checkpoint."""
-    config = resolve_paths(config)
+    """Train (or resume) the configured run, whose paths the caller made absolute (`resolve_paths`, as
+    `commands.train.run_training` does before its checks). Returns the last reported metrics and checkpoint."""
     ensure_store(config)
     if config.tracking.enabled and config.tracking.artifact_location is not None:
         check_artifact_location(config.tracking)

@@ -68,7 +68,6 @@ class LocalReporter:
                     shutil.rmtree(stale, ignore_errors=True)
         barrier()
 
-
     def progress_bar(self, total_steps: int, initial_step: int) -> ProgressBar | None:
         """A tqdm bar on this process's stderr when the user sits at a terminal (`console`), else None."""
         if not wants_progress_bar():
@@ -76,6 +75,7 @@ class LocalReporter:
         from tqdm import tqdm
 
         return tqdm(total=total_steps, initial=initial_step, desc="training", unit="step", dynamic_ncols=True)
+
 
 class RayReporter:
     """Inside a Ray Train worker: `ray.train.get_checkpoint` / `ray.train.report` (merges every rank's files)."""

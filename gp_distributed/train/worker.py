@@ -7,11 +7,11 @@ a DeepSpeed engine built from the typed config. Everything a worker needs arrive
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import tempfile
 import time
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from gp_distributed.data.store import GeneStore, open_store
 from gp_distributed.data.stream import Example, TrainStream, eval_examples
 from gp_distributed.data.tokenize import GeneWindower, tokenizer_for
 from gp_distributed.errors import GpError
-from gp_distributed.evaluation.scoring import score_genes
+from gp_distributed.evaluation.scoring import flatten_results, score_genes
 from gp_distributed.inference.predict import BatchShape, predict_examples
 from gp_distributed.model.build import VocabularySizes, new_training_model
 from gp_distributed.model.genepheno import GenePhenoModel
@@ -220,7 +220,8 @@ def save_checkpoint(state: TrainState, directory: Path) -> None:
     error (disk full, quota) stops the run with one line; the checkpoint is never completed, so resume
     uses the previous one."""
     try:
-        save_engine(state.engine, directory / ckpt.ENGINE_DIR, ckpt.engine_tag(state.step), {"step": state.step, "selection": state.selection.state_dict()})
+        client_state = {"step": state.step, "selection": state.selection.state_dict()}
+        save_engine(state.engine, directory / ckpt.ENGINE_DIR, ckpt.engine_tag(state.step), client_state)
         ckpt.write_worker_state(directory, state.context.world_rank, state.stream.state_dict())
         inject_fault(state.config, state, "checkpoint")
         trainable = [p for p in state.model.parameters() if p.requires_grad]
@@ -252,11 +253,6 @@ def inject_fault(config: GPConfig, state: TrainState, during: str) -> None:
             return
         faults.once_marker.write_text(f"killed rank {faults.kill_rank} during {during} {state.step}\n")
     os.kill(os.getpid(), signal.SIGKILL)
-
-
-def flatten_results(results: dict[str, Any], prefix: str) -> dict[str, float]:
-    """{"all": {"fmax": ..}, "11-30": {...}} -> {"valid/all/fmax": ..} for reporting."""
-    return {f"{prefix}/{subset}/{name}": float(value) for subset, values in results.items() for name, value in values.items()}
 
 
 def train(config: GPConfig, context: WorkerContext, reporter: Reporter) -> dict[str, Any]:
@@ -306,7 +302,8 @@ def _train_steps(state: TrainState, reporter: Reporter, tracker: Tracker) -> dic
                       metrics["genes_per_second"] * context.world_size)
         last = state.step == train_config.max_steps
         state.step_valid_fmax = None
-        splits = (["valid"] if state.step % train_config.eval_every == 0 or last else []) + (["test"] if last and train_config.test_at_end else [])
+        splits = ((["valid"] if state.step % train_config.eval_every == 0 or last else [])
+                  + (["test"] if last and train_config.test_at_end else []))
         for split in splits:
             results = evaluate(state, split)
             if results is not None:
